@@ -1,0 +1,489 @@
+"""ConditionalDCGAN: the estimator users hold (fit / sample / save / load)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_random_state
+
+from .checkpoint import (
+    CheckpointError,
+    optimizer_from_tensors,
+    optimizer_to_tensors,
+    read_checkpoint,
+    write_checkpoint,
+)
+from .data import ArraySpec, ImageData, as_image_data
+from .grid import grid_image, save_png
+from .losses import LOSSES
+from .models import ARCHITECTURES, Discriminator, Generator, ModelConfig, build_models, model_config
+from .sampling import MAX_SEED, generate, resolve_counts, seeds_for
+from .trainer import HISTORY_KEYS, TrainConfig, TrainState, make_optimizers, train
+
+__all__ = ["ConditionalDCGAN", "resolve_device"]
+
+# Per-architecture optimiser defaults: "classic" is the TensorFlow tutorial's, "dcgan"
+# Radford et al.'s (lr 2e-4, beta1 0.5).
+_ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
+    "classic": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.9, 0.999), "batch_size": 256},
+    "dcgan": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": (0.5, 0.999), "batch_size": 64},
+}
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA, then MPS, then CPU; anything else must be available."""
+    if isinstance(device, str) and device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"Unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.") from exc
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise ValueError(f"Device {device!r} is not available on this machine; use device='cpu' or 'auto'.")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"Device {device!r} is not available on this machine; use device='cpu' or 'auto'.")
+    return dev
+
+
+class ConditionalDCGAN(BaseEstimator):
+    """A class-conditional DCGAN that learns p(image | class) and samples any class on demand.
+
+    Parameters
+    ----------
+    arch : {"dcgan", "classic"}, default="dcgan"
+        ``"dcgan"`` sizes the networks from the data (any H, W >= 8, any channel count);
+        ``"classic"`` reproduces the 28x28 TensorFlow DCGAN tutorial (with conditioning).
+    latent_dim : int, default=100
+        Size of the noise vector z.
+    width : int, default=64
+        Channels of the outermost generator/discriminator block (``"dcgan"`` only).
+    max_epochs : int, default=50
+        Passes over the training data.
+    batch_size : int, optional
+        Default: 256 for ``"classic"``, 64 for ``"dcgan"``.
+    lr_g, lr_d : float, optional
+        Adam learning rates of the generator and discriminator. Default: 1e-4 for
+        ``"classic"`` (the tutorial's), 2e-4 for ``"dcgan"``.
+    betas : (float, float), optional
+        Adam betas. Default: (0.9, 0.999) for ``"classic"``, (0.5, 0.999) for ``"dcgan"``.
+    loss : {"bce", "hinge"}, default="bce"
+        ``"bce"`` is the classic non-saturating binary cross-entropy from logits.
+    spectral_norm : bool, default=False
+        Spectral normalisation of the discriminator's layers.
+    device : str, default="auto"
+        ``"auto"`` picks CUDA, then MPS, then CPU.
+    random_state : int, RandomState instance or None
+        Seeds weights, batches, noise and sampling. On the CPU one seed gives
+        bit-identical samples. Global RNGs are never reseeded.
+    verbose : bool, default=True
+        Show a progress bar with the current losses.
+
+    Attributes
+    ----------
+    classes_ : np.ndarray
+        The class values, sorted.
+    class_counts_ : np.ndarray
+        Training images per class.
+    image_shape_ : tuple
+        (C, H, W) of the model's images.
+    generator_, discriminator_ : torch.nn.Module
+    history_ : dict of lists
+        Per-step ``d_loss``, ``g_loss``, ``d_real``, ``d_fake`` (mean logits).
+    n_epochs_, n_steps_ : int
+        Epochs and optimisation steps done.
+
+    Example
+    -------
+    >>> from ganaug import ConditionalDCGAN, load_digits
+    >>> X, y = load_digits()
+    >>> gan = ConditionalDCGAN(max_epochs=2, random_state=0, verbose=False).fit(X, y)
+    >>> images, labels = gan.sample({3: 5, 7: 2})
+    >>> images.shape, labels.tolist()
+    ((7, 8, 8), [3, 3, 3, 3, 3, 7, 7])
+    """
+
+    def __init__(
+        self,
+        *,
+        arch: str = "dcgan",
+        latent_dim: int = 100,
+        width: int = 64,
+        max_epochs: int = 50,
+        batch_size: int | None = None,
+        lr_g: float | None = None,
+        lr_d: float | None = None,
+        betas: tuple[float, float] | None = None,
+        loss: str = "bce",
+        spectral_norm: bool = False,
+        device: str = "auto",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: bool = True,
+    ) -> None:
+        self.arch = arch
+        self.latent_dim = latent_dim
+        self.width = width
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr_g = lr_g
+        self.lr_d = lr_d
+        self.betas = betas
+        self.loss = loss
+        self.spectral_norm = spectral_norm
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ validation
+
+    def _validate_params(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"arch must be one of {ARCHITECTURES}, got {self.arch!r}.")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}.")
+        for name in ("latent_dim", "width", "max_epochs"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if self.batch_size is not None and (not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 2):
+            raise ValueError(f"batch_size must be an integer >= 2 (BatchNorm needs 2), got {self.batch_size!r}.")
+        for name in ("lr_g", "lr_d"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0):
+                raise ValueError(f"{name} must be a positive number, got {value!r}.")
+        if self.betas is not None and (len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas)):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}.")
+
+    def _train_config(self) -> TrainConfig:
+        defaults = _ARCH_DEFAULTS[self.arch]
+        pick = lambda name: defaults[name] if getattr(self, name) is None else getattr(self, name)  # noqa: E731
+        return TrainConfig(
+            max_epochs=int(self.max_epochs),
+            batch_size=int(pick("batch_size")),
+            lr_g=float(pick("lr_g")),
+            lr_d=float(pick("lr_d")),
+            betas=tuple(float(b) for b in pick("betas")),  # type: ignore[arg-type]
+            loss=self.loss,
+        )
+
+    def _check_is_fitted(self) -> None:
+        if not hasattr(self, "generator_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} is not fitted yet; call fit(X, y) or ConditionalDCGAN.load(path) first."
+            )
+
+    # ------------------------------------------------------------------ training
+
+    def fit(
+        self,
+        X: Any,
+        y: Any = None,
+        *,
+        image_shape: Sequence[int] | None = None,
+        value_range: tuple[float, float] | None = None,
+        resume: bool = False,
+        callback: Callable[["ConditionalDCGAN", TrainState], bool | None] | None = None,
+    ) -> "ConditionalDCGAN":
+        """Learn the class-conditional image distribution of ``(X, y)``.
+
+        Parameters
+        ----------
+        X : array, tensor, Dataset, path or ``"digits"``
+            Images as (N, H, W), (N, H, W, C), (N, C, H, W) or flattened (N, D) arrays or
+            tensors (uint8 in 0..255, float in [0, 1]); a torch Dataset of (image, label);
+            an ImageFolder-style directory; an MNIST IDX folder; or ``"digits"``.
+        y : array-like, optional
+            Labels (any sortable values) for array input.
+        image_shape : tuple, optional
+            Shape of one image for flattened X, e.g. ``(8, 8)`` or ``(32, 32, 3)``.
+        value_range : (low, high), optional
+            Range of X's values when it is neither 0..255 integers nor [0, 1] floats.
+        resume : bool, default=False
+            Continue a fitted (or loaded) model up to ``max_epochs`` instead of starting
+            afresh; the data must have the same classes and image shape.
+        callback : callable, optional
+            ``callback(gan, state)`` after every epoch (e.g. to save a checkpoint);
+            returning True stops training.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        data = as_image_data(X, y, image_shape=image_shape, value_range=value_range)
+        device = resolve_device(self.device)
+        config = self._train_config()
+        if resume and hasattr(self, "generator_"):
+            self._check_resumable(data)
+            self.train_config_ = config
+            generator, discriminator = self.generator_.to(device), self.discriminator_.to(device)
+            _move_optimizer(self._optimizers[0], device)
+            _move_optimizer(self._optimizers[1], device)
+        else:
+            seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+            self.seed_ = seed
+            cfg = model_config(
+                self.arch, data.image_shape, len(data.classes), latent_dim=int(self.latent_dim),
+                width=int(self.width), spectral_norm=bool(self.spectral_norm),
+            )
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)  # weight initialisation, inside the forked RNG
+                generator, discriminator = build_models(cfg)
+            generator, discriminator = generator.to(device), discriminator.to(device)
+            self._set_fitted(cfg, config, data.classes, data.class_counts, data.spec, generator, discriminator)
+            self._optimizers = make_optimizers(generator, discriminator, config)
+            self._state = TrainState()
+        self.device_ = device
+        self._state = train(
+            generator,
+            discriminator,
+            data,
+            config,
+            seed=self.seed_,
+            device=device,
+            optimizers=self._optimizers,
+            state=self._state,
+            callback=None if callback is None else (lambda state: callback(self, state)),
+            verbose=self.verbose,
+        )
+        return self
+
+    def _set_fitted(
+        self,
+        cfg: ModelConfig,
+        config: TrainConfig,
+        classes: np.ndarray,
+        class_counts: np.ndarray,
+        spec: ArraySpec,
+        generator: Generator,
+        discriminator: Discriminator,
+    ) -> None:
+        self.model_config_ = cfg
+        self.train_config_ = config
+        self.classes_ = classes
+        self.n_classes_ = len(classes)
+        self.class_counts_ = np.asarray(class_counts, dtype=np.int64)
+        self.image_shape_ = (cfg.channels, cfg.height, cfg.width)
+        self.input_spec_ = spec
+        self.generator_ = generator
+        self.discriminator_ = discriminator
+        self._sample_rng = np.random.default_rng(self.seed_)
+
+    def _check_resumable(self, data: ImageData) -> None:
+        if data.image_shape != self.image_shape_:
+            raise ValueError(
+                f"Cannot resume: the data's images are {data.image_shape} (C, H, W) but the model makes "
+                f"{self.image_shape_}."
+            )
+        if len(data.classes) != len(self.classes_) or not np.array_equal(data.classes, self.classes_):
+            raise ValueError(
+                f"Cannot resume: the data's classes {data.classes.tolist()!r} differ from the model's "
+                f"{self.classes_.tolist()!r}."
+            )
+
+    @property
+    def history_(self) -> dict[str, list[float]]:
+        self._check_is_fitted()
+        return self._state.history
+
+    @property
+    def n_epochs_(self) -> int:
+        self._check_is_fitted()
+        return self._state.epoch
+
+    @property
+    def n_steps_(self) -> int:
+        self._check_is_fitted()
+        return self._state.step
+
+    # ------------------------------------------------------------------ sampling
+
+    def _base_seed(self, random_state: int | np.random.RandomState | np.random.Generator | None, n: int) -> int:
+        if random_state is None:
+            return int(self._sample_rng.integers(0, 2**31 - 1))
+        if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+            if not 0 <= random_state <= MAX_SEED - n:
+                raise ValueError(f"random_state must be in [0, 2**63 - 1 - n], got {random_state}.")
+            return int(random_state)
+        if isinstance(random_state, np.random.Generator):
+            return int(random_state.integers(0, 2**31 - 1))
+        return int(check_random_state(random_state).randint(0, 2**31 - 1))
+
+    def _generate(
+        self, n_or_counts: int | Mapping[Any, int], random_state: Any, batch_size: int
+    ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        """(images in [-1, 1] NCHW, class indices, seeds)."""
+        self._check_is_fitted()
+        counts = resolve_counts(n_or_counts, self.classes_)
+        indices = np.concatenate([np.full(k, i, dtype=np.int64) for i, k in counts.items()] or [np.empty(0, np.int64)])
+        seeds = seeds_for(self._base_seed(random_state, len(indices)), len(indices))
+        images = generate(self.generator_, indices, seeds, device=self.device_, batch_size=batch_size)
+        return images, indices, seeds
+
+    def sample(
+        self,
+        n_or_counts: int | Mapping[Any, int],
+        *,
+        random_state: int | np.random.RandomState | np.random.Generator | None = None,
+        batch_size: int = 512,
+        return_seeds: bool = False,
+    ) -> tuple[Any, np.ndarray] | tuple[Any, np.ndarray, np.ndarray]:
+        """Generate images of the requested classes.
+
+        Parameters
+        ----------
+        n_or_counts : int or mapping
+            ``{class: count}`` for exactly these counts (in this order), or a total that is
+            spread evenly over all classes.
+        random_state : int, optional
+            Base seed: image ``i`` uses seed ``random_state + i``, so the same value gives the
+            same images (also after save/load). By default a fresh seed from the model's
+            own stream, so repeated calls differ but a seeded script is reproducible.
+        batch_size : int, default=512
+            Images per forward pass.
+        return_seeds : bool, default=False
+            Also return each image's seed (see :meth:`sample_from_seeds`).
+
+        Returns
+        -------
+        X : array or tensor
+            In the layout, dtype, value range and container ``fit`` was given.
+        y : np.ndarray
+            The class value of each image.
+        seeds : np.ndarray, only with ``return_seeds=True``
+
+        Example
+        -------
+        >>> images, labels = gan.sample({"cat": 10, "dog": 5}, random_state=0)  # doctest: +SKIP
+        """
+        images, indices, seeds = self._generate(n_or_counts, random_state, batch_size)
+        X, y = self.input_spec_.restore(images), self.classes_[indices]
+        return (X, y, seeds) if return_seeds else (X, y)
+
+    def sample_from_seeds(self, classes: Sequence[Any], seeds: Sequence[int], *, batch_size: int = 512) -> Any:
+        """Regenerate the images of given (class, seed) pairs, e.g. from a generation manifest."""
+        self._check_is_fitted()
+        classes = list(classes)
+        if len(classes) != len(seeds):
+            raise ValueError(f"Got {len(classes)} classes but {len(seeds)} seeds.")
+        unique = list(dict.fromkeys(classes))
+        # resolve_counts validates the classes and keeps request order: value -> class index.
+        index = dict(zip(unique, resolve_counts(dict.fromkeys(unique, 0), self.classes_)))
+        indices = np.asarray([index[c] for c in classes], dtype=np.int64)
+        seeds = np.asarray(seeds, dtype=np.int64)
+        if len(seeds) and (seeds.min() < 0):
+            raise ValueError("Seeds must be >= 0.")
+        images = generate(self.generator_, indices, seeds, device=self.device_, batch_size=batch_size)
+        return self.input_spec_.restore(images)
+
+    def save_grid(
+        self, path: str | os.PathLike, *, n_per_class: int = 10, random_state: int | None = 0, scale: int = 1
+    ) -> Path:
+        """Write a PNG with one row of ``n_per_class`` samples per class (classes in order)."""
+        images, _, _ = self._generate({c: n_per_class for c in self.classes_.tolist()}, random_state, 512)
+        save_png(grid_image(images, n_per_class, scale=scale), path)
+        return Path(path)
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write a checkpoint directory (safetensors weights + ``ganaug.json``), atomically.
+
+        Holds everything :meth:`load` and a resumed :meth:`fit` need: both networks, the
+        optimisers, the loss history, the data's classes and format, and the settings.
+        """
+        self._check_is_fitted()
+        tensors: dict[str, torch.Tensor] = {}
+        tensors.update({f"generator.{k}": v for k, v in self.generator_.state_dict().items()})
+        tensors.update({f"discriminator.{k}": v for k, v in self.discriminator_.state_dict().items()})
+        opt_meta = {}
+        for name, opt in zip(("opt_g", "opt_d"), self._optimizers):
+            t, meta = optimizer_to_tensors(name, opt)
+            tensors.update(t)
+            opt_meta[name] = meta
+        for key in HISTORY_KEYS:
+            tensors[f"history.{key}"] = torch.tensor(self._state.history[key], dtype=torch.float64)
+        params = self.get_params()
+        if not isinstance(params["random_state"], (int, type(None))):
+            params["random_state"] = None  # an RNG object is not data; seed_ below reproduces the run
+        params["betas"] = list(params["betas"]) if params["betas"] is not None else None
+        metadata = {
+            "params": params,
+            "seed": self.seed_,
+            "model": self.model_config_.to_dict(),
+            "training": {**self.train_config_.to_dict(), "epoch": self._state.epoch, "step": self._state.step},
+            "optimizers": opt_meta,
+            "data": {
+                "classes": self.classes_.tolist(),
+                "classes_dtype": self.classes_.dtype.str,
+                "class_counts": self.class_counts_.tolist(),
+                "spec": self.input_spec_.to_dict(),
+            },
+        }
+        return write_checkpoint(path, metadata, tensors, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, *, device: str = "auto") -> "ConditionalDCGAN":
+        """Rebuild a fitted model from a checkpoint directory; never executes code from it.
+
+        Works on a CPU-only machine for a model trained on a GPU. ``device`` is where the
+        loaded model runs ("auto" by default).
+        """
+        document, tensors = read_checkpoint(path)
+        where = Path(path)
+        try:
+            params = dict(document["params"])
+            params["device"] = device
+            if params.get("betas") is not None:
+                params["betas"] = tuple(params["betas"])
+            gan = cls(**params)
+            cfg = ModelConfig.from_dict(document["model"])
+            training = dict(document["training"])
+            state = TrainState(epoch=int(training.pop("epoch")), step=int(training.pop("step")))
+            config = TrainConfig.from_dict(training)
+            data = document["data"]
+            classes = np.asarray(data["classes"], dtype=np.dtype(data["classes_dtype"]))
+            spec = ArraySpec.from_dict(data["spec"])
+            gan.seed_ = int(document["seed"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"Checkpoint description {where / 'ganaug.json'} is corrupt or mismatched: {exc!r}") from exc
+        generator, discriminator = build_models(cfg)
+        for prefix, module in (("generator.", generator), ("discriminator.", discriminator)):
+            sd = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            try:
+                module.load_state_dict(sd, strict=True)
+            except RuntimeError as exc:
+                raise CheckpointError(
+                    f"Checkpoint weights in {where} do not match the {prefix[:-1]} described in ganaug.json: {exc}"
+                ) from exc
+        dev = resolve_device(device)
+        generator, discriminator = generator.to(dev).eval(), discriminator.to(dev).eval()
+        gan._set_fitted(cfg, config, classes, np.asarray(data["class_counts"]), spec, generator, discriminator)
+        gan._optimizers = make_optimizers(generator, discriminator, config)
+        try:
+            for name, opt in zip(("opt_g", "opt_d"), gan._optimizers):
+                optimizer_from_tensors(name, opt, tensors, document["optimizers"][name])
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"Optimizer state in {where} is corrupt or mismatched: {exc!r}") from exc
+        state.history = {k: tensors[f"history.{k}"].tolist() if f"history.{k}" in tensors else [] for k in HISTORY_KEYS}
+        gan._state = state
+        gan.device_ = dev
+        return gan
+
+
+def _move_optimizer(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    for state in optimizer.state.values():
+        for key, value in state.items():
+            if isinstance(value, torch.Tensor) and key != "step":
+                state[key] = value.to(device)

@@ -1,0 +1,192 @@
+"""Conditional DCGAN generator and projection discriminator, sized by arguments only.
+
+Two architectures share these classes:
+
+* ``"classic"``: the TensorFlow DCGAN tutorial for 28x28 digits (dense 100 -> 7*7*256,
+  transposed 5x5 convolutions 256 -> 128 -> 64 -> C, BatchNorm, LeakyReLU(0.3), tanh;
+  discriminator conv 64 -> conv 128 with dropout 0.3, dense 1; Glorot-uniform
+  initialisation as in Keras), with class conditioning added.
+* ``"dcgan"``: the same design sized from the data: any H, W >= 8 and any channel count.
+  The number of stride-2 stages is chosen so that the first feature map is 4-7 pixels a
+  side; larger outputs are centre-cropped to (H, W).
+
+Conditioning: the generator concatenates a learned class embedding to z; the
+discriminator adds a projection term ``<embed(y), features>`` (Miyato & Koyama 2018) to its
+unconditional logit, so its output depends on the label by construction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+ARCHITECTURES = ("dcgan", "classic")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the two networks; stored as JSON in checkpoints."""
+
+    n_classes: int
+    channels: int
+    height: int
+    width: int
+    latent_dim: int = 100
+    embed_dim: int = 50
+    g_widths: tuple[int, ...] = (256, 128, 64)
+    d_widths: tuple[int, ...] = (64, 128)
+    base_size: tuple[int, int] = (7, 7)
+    kernel_size: int = 5
+    leak: float = 0.3
+    dropout: float = 0.3
+    spectral_norm: bool = False
+    init: str = "xavier"  # "xavier" (Keras default) or "normal" (N(0, 0.02), DCGAN paper)
+    arch: str = "classic"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["g_widths"] = list(self.g_widths)
+        d["d_widths"] = list(self.d_widths)
+        d["base_size"] = list(self.base_size)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        d = dict(d)
+        d["g_widths"] = tuple(d["g_widths"])
+        d["d_widths"] = tuple(d["d_widths"])
+        d["base_size"] = tuple(d["base_size"])
+        return cls(**d)
+
+
+def model_config(
+    arch: str,
+    image_shape: tuple[int, int, int],
+    n_classes: int,
+    *,
+    latent_dim: int = 100,
+    width: int = 64,
+    spectral_norm: bool = False,
+) -> ModelConfig:
+    """Size the networks for images of ``image_shape`` = (C, H, W).
+
+    ``width`` is the channel count of the last generator block (and the first
+    discriminator block); each stage towards the low resolution doubles it, up to 8x.
+    """
+    c, h, w = image_shape
+    if arch == "classic":
+        if (h, w) != (28, 28):
+            raise ValueError(
+                f'arch="classic" reproduces the 28x28 TensorFlow DCGAN; these images are {h}x{w}. '
+                'Use arch="dcgan", which sizes the same design from the data.'
+            )
+        return ModelConfig(n_classes=n_classes, channels=c, height=h, width=w, latent_dim=latent_dim,
+                           spectral_norm=spectral_norm)
+    if arch != "dcgan":
+        raise ValueError(f"Unknown arch {arch!r}; choose one of {ARCHITECTURES}.")
+    if width < 1:
+        raise ValueError(f"width must be a positive integer, got {width}.")
+    stages = max(1, int(math.floor(math.log2(min(h, w) / 4))))
+    base = (math.ceil(h / 2**stages), math.ceil(w / 2**stages))
+    cap = 8 * width
+    g_widths = tuple(min(width * 2 ** (stages - i), cap) for i in range(stages + 1))
+    d_widths = tuple(min(width * 2**i, cap) for i in range(stages))
+    return ModelConfig(
+        n_classes=n_classes, channels=c, height=h, width=w, latent_dim=latent_dim,
+        g_widths=g_widths, d_widths=d_widths, base_size=base, leak=0.2, init="normal",
+        spectral_norm=spectral_norm, arch="dcgan",
+    )
+
+
+def _init_weights(module: nn.Module, scheme: str) -> None:
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            if scheme == "xavier":
+                nn.init.xavier_uniform_(m.weight)
+            else:
+                nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, 0.0, 0.02 if scheme == "normal" else 1.0 / math.sqrt(m.weight.shape[1]))
+
+
+class Generator(nn.Module):
+    """(z, class index) -> image in [-1, 1], shape (N, C, H, W)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        k, pad = cfg.kernel_size, cfg.kernel_size // 2
+        bh, bw = cfg.base_size
+        w0 = cfg.g_widths[0]
+        self.embed = nn.Embedding(cfg.n_classes, cfg.embed_dim)
+        self.project = nn.Sequential(
+            nn.Linear(cfg.latent_dim + cfg.embed_dim, w0 * bh * bw, bias=False),
+            nn.Unflatten(1, (w0, bh, bw)),
+            nn.BatchNorm2d(w0),
+            nn.LeakyReLU(cfg.leak),
+        )
+        layers: list[nn.Module] = [
+            # Stride 1 at the base resolution, as in the classic tutorial.
+            nn.ConvTranspose2d(w0, cfg.g_widths[1], k, 1, pad, bias=False),
+            nn.BatchNorm2d(cfg.g_widths[1]),
+            nn.LeakyReLU(cfg.leak),
+        ]
+        for cin, cout in zip(cfg.g_widths[1:-1], cfg.g_widths[2:]):
+            layers += [
+                nn.ConvTranspose2d(cin, cout, k, 2, pad, output_padding=1, bias=False),
+                nn.BatchNorm2d(cout),
+                nn.LeakyReLU(cfg.leak),
+            ]
+        layers += [nn.ConvTranspose2d(cfg.g_widths[-1], cfg.channels, k, 2, pad, output_padding=1, bias=False), nn.Tanh()]
+        self.body = nn.Sequential(*layers)
+        _init_weights(self, cfg.init)
+        # Unit-variance class codes, like z: a tiny init would drown the class in the noise.
+        nn.init.normal_(self.embed.weight, 0.0, 1.0)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.project(torch.cat([z, self.embed(labels)], dim=1))  # (N, w0, bh, bw)
+        x = self.body(h)  # (N, C, bh * 2**stages, bw * 2**stages)
+        dh = (x.shape[2] - self.cfg.height) // 2
+        dw = (x.shape[3] - self.cfg.width) // 2
+        return x[:, :, dh : dh + self.cfg.height, dw : dw + self.cfg.width]
+
+
+class Discriminator(nn.Module):
+    """(image, class index) -> real/fake logit, shape (N,). Projection conditioning."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        k, pad = cfg.kernel_size, cfg.kernel_size // 2
+        layers: list[nn.Module] = []
+        cin, h, w = cfg.channels, cfg.height, cfg.width
+        for cout in cfg.d_widths:
+            layers += [nn.Conv2d(cin, cout, k, 2, pad), nn.LeakyReLU(cfg.leak), nn.Dropout(cfg.dropout)]
+            cin, h, w = cout, (h + 1) // 2, (w + 1) // 2
+        layers.append(nn.Flatten())
+        self.features = nn.Sequential(*layers)
+        n_features = cin * h * w
+        self.linear = nn.Linear(n_features, 1)
+        self.embed = nn.Embedding(cfg.n_classes, n_features)
+        _init_weights(self, cfg.init)
+        if cfg.spectral_norm:
+            # After initialisation: the parametrisation wraps the initialised weights.
+            for m in list(self.modules()):
+                if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding)):
+                    _spectral_norm(m)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)  # (N, F)
+        return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+
+
+def build_models(cfg: ModelConfig) -> tuple[Generator, Discriminator]:
+    return Generator(cfg), Discriminator(cfg)

@@ -1,0 +1,132 @@
+"""From "how many of which class" to generated images.
+
+* :func:`resolve_counts` turns an ``int`` or a ``{class: count}`` mapping into exact
+  per-class counts (the one place these rules live; the front ends call it).
+* One seed per image (as in StyleGAN2-ADA): image ``i`` of a request is drawn from the
+  latent of seed ``seeds[i]``, so any image can be regenerated alone, in any order and any
+  batch size, and a request is reproducible from its base seed.
+* :func:`iter_generate` runs the generator in batches so that memory stays flat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+MAX_SEED = 2**63 - 1
+
+__all__ = ["generate", "iter_generate", "latents_from_seeds", "resolve_counts"]
+
+
+def _class_index(classes: np.ndarray) -> dict[Any, int]:
+    return {c: i for i, c in enumerate(classes.tolist())}
+
+
+def resolve_counts(request: int | Mapping[Any, int], classes: np.ndarray) -> dict[int, int]:
+    """Per-class counts as ``{class index: count}``, in request order.
+
+    ``request`` is either a total (spread evenly over the classes; the first
+    ``total % n_classes`` classes get one more) or a mapping ``{class value: count}``.
+    """
+    n_classes = len(classes)
+    if isinstance(request, Mapping):
+        index = _class_index(classes)
+        counts: dict[int, int] = {}
+        unknown = [c for c in request if _lookup(index, c) is None]
+        if unknown:
+            raise ValueError(
+                f"Unknown classes {unknown!r}; the model knows {classes.tolist()!r}. "
+                "Ask only for classes the model was trained on."
+            )
+        for c, k in request.items():
+            counts[_lookup(index, c)] = _check_count(k, f"count for class {c!r}")  # type: ignore[index]
+        return counts
+    total = _check_count(request, "the number of samples")
+    base, extra = divmod(total, n_classes)
+    return {i: base + (1 if i < extra else 0) for i in range(n_classes)}
+
+
+def _lookup(index: dict[Any, int], value: Any) -> int | None:
+    if isinstance(value, np.generic):
+        value = value.item()
+    try:
+        return index.get(value)
+    except TypeError:  # unhashable
+        return None
+
+
+def _check_count(value: Any, what: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be an integer, got {value!r}.")
+    if value < 0:
+        raise ValueError(f"{what} must be >= 0, got {value}.")
+    return int(value)
+
+
+def latents_from_seeds(seeds: np.ndarray | list[int], latent_dim: int) -> torch.Tensor:
+    """Latent vectors, one per seed: (len(seeds), latent_dim), float32, on the CPU."""
+    seeds = np.asarray(seeds, dtype=np.int64)
+    out = torch.empty(len(seeds), latent_dim)
+    rng = torch.Generator()
+    for i, seed in enumerate(seeds.tolist()):
+        rng.manual_seed(seed)
+        out[i] = torch.randn(latent_dim, generator=rng)
+    return out
+
+
+def seeds_for(base_seed: int, n: int) -> np.ndarray:
+    """The per-image seeds of a request with base seed ``base_seed``."""
+    if not 0 <= base_seed <= MAX_SEED - n:
+        raise ValueError(f"Seed {base_seed} out of range [0, {MAX_SEED - n}].")
+    return base_seed + np.arange(n, dtype=np.int64)
+
+
+@torch.no_grad()
+def iter_generate(
+    generator: nn.Module,
+    labels: np.ndarray | torch.Tensor,
+    seeds: np.ndarray,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 512,
+) -> Iterator[torch.Tensor]:
+    """Yield generated images in batches: (B, C, H, W) in [-1, 1] on the CPU.
+
+    ``labels`` are class indices, ``seeds`` one seed per image; both of length N.
+    """
+    labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    seeds = np.asarray(seeds, dtype=np.int64)
+    if labels.shape[0] != seeds.shape[0]:
+        raise ValueError(f"Got {labels.shape[0]} labels but {seeds.shape[0]} seeds.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    was_training = generator.training
+    generator.eval()
+    latent_dim = generator.cfg.latent_dim  # type: ignore[union-attr]
+    try:
+        for start in range(0, labels.shape[0], batch_size):
+            z = latents_from_seeds(seeds[start : start + batch_size], latent_dim).to(device)
+            y = labels[start : start + batch_size].to(device)
+            yield generator(z, y).float().cpu()
+    finally:
+        generator.train(was_training)
+
+
+def generate(
+    generator: nn.Module,
+    labels: np.ndarray | torch.Tensor,
+    seeds: np.ndarray,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 512,
+) -> torch.Tensor:
+    """All images of :func:`iter_generate` in one (N, C, H, W) tensor."""
+    cfg = generator.cfg  # type: ignore[union-attr]
+    chunks = list(iter_generate(generator, labels, seeds, device=device, batch_size=batch_size))
+    if not chunks:
+        return torch.empty(0, cfg.channels, cfg.height, cfg.width)
+    return torch.cat(chunks)

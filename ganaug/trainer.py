@@ -1,0 +1,164 @@
+"""The training loop: data, models, config, callback in; updated models and history out.
+
+No file I/O happens here: checkpoints and logs are the caller's business (via ``callback``).
+All randomness comes from ``seed`` and the epoch number, inside a forked RNG, so a run is
+reproducible, a resumed run continues the same stream, and the caller's global torch RNG
+is left untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .data import ImageData
+from .losses import get_loss
+from .models import Discriminator, Generator
+
+HISTORY_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings; stored in checkpoints."""
+
+    max_epochs: int = 50
+    batch_size: int = 64
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    loss: str = "bce"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        d = dict(d)
+        d["betas"] = tuple(d["betas"])
+        return cls(**d)
+
+
+@dataclass
+class TrainState:
+    """Progress of a run: what a resumed run needs besides the weights."""
+
+    epoch: int = 0
+    step: int = 0
+    history: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in HISTORY_KEYS})
+
+
+def make_optimizers(
+    generator: nn.Module, discriminator: nn.Module, config: TrainConfig
+) -> tuple[torch.optim.Adam, torch.optim.Adam]:
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=config.betas)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=config.betas)
+    return opt_g, opt_d
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    # A fixed odd multiplier spreads consecutive epochs over the 63-bit seed space.
+    return (seed * 1_000_003 + epoch * 0x9E3779B97F4A7C15) % (2**63 - 1)
+
+
+def _fork_devices(device: torch.device) -> dict[str, Any]:
+    if device.type == "cuda":
+        return {"devices": [device.index or 0], "device_type": "cuda"}
+    if device.type == "mps":
+        return {"devices": [], "device_type": "mps"}
+    return {"devices": []}
+
+
+def train(
+    generator: Generator,
+    discriminator: Discriminator,
+    data: ImageData,
+    config: TrainConfig,
+    *,
+    seed: int,
+    device: torch.device,
+    optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer] | None = None,
+    state: TrainState | None = None,
+    callback: Callable[[TrainState], bool | None] | None = None,
+    verbose: bool = True,
+) -> TrainState:
+    """Train ``generator`` and ``discriminator`` on ``data`` until ``config.max_epochs``.
+
+    ``state`` and ``optimizers`` continue an earlier run. ``callback(state)`` runs after
+    every epoch; returning ``True`` stops training. Raises ``FloatingPointError`` when a
+    loss becomes NaN or inf (the models are then unusable; keep the last checkpoint).
+    """
+    from tqdm.auto import tqdm
+
+    state = state or TrainState()
+    opt_g, opt_d = optimizers or make_optimizers(generator, discriminator, config)
+    loss = get_loss(config.loss)
+    images = data.images.to(device)
+    labels = data.labels.to(device)
+    n = images.shape[0]
+    batch_size = min(config.batch_size, n)
+    steps_per_epoch = n // batch_size  # the last incomplete batch is dropped (BatchNorm dislikes tiny batches)
+    latent_dim = generator.cfg.latent_dim
+    generator.train()
+    discriminator.train()
+
+    bar = tqdm(
+        total=config.max_epochs * steps_per_epoch,
+        initial=state.epoch * steps_per_epoch,
+        disable=not verbose,
+        unit="step",
+        dynamic_ncols=True,
+    )
+    with torch.random.fork_rng(**_fork_devices(device)):
+        for epoch in range(state.epoch, config.max_epochs):
+            rng = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
+            torch.manual_seed(_epoch_seed(seed + 1, epoch))  # dropout, inside the forked RNG
+            perm = torch.randperm(n, generator=rng).to(device)
+            records = []
+            for i in range(steps_per_epoch):
+                idx = perm[i * batch_size : (i + 1) * batch_size]
+                real, y = images[idx], labels[idx]  # (B, C, H, W), (B,)
+                z = torch.randn(batch_size, latent_dim, generator=rng).to(device)
+                fake = generator(z, y)
+
+                # Update D: real -> 1, fake -> 0.
+                d_real = discriminator(real, y)
+                d_fake = discriminator(fake.detach(), y)
+                loss_d = loss.d_loss(d_real, d_fake)
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                opt_d.step()
+
+                # Update G: make D call the same fakes real.
+                loss_g = loss.g_loss(discriminator(fake, y))
+                opt_g.zero_grad(set_to_none=True)
+                loss_g.backward()
+                opt_g.step()
+
+                records.append(torch.stack([loss_d.detach(), loss_g.detach(), d_real.detach().mean(), d_fake.detach().mean()]))
+                state.step += 1
+                bar.update(1)
+            epoch_history = torch.stack(records).cpu() if records else torch.empty(0, len(HISTORY_KEYS))
+            for key, column in zip(HISTORY_KEYS, epoch_history.T.tolist()):
+                state.history[key].extend(column)
+            if not torch.isfinite(epoch_history).all():
+                bar.close()
+                raise FloatingPointError(
+                    f"Training diverged in epoch {epoch + 1}: a loss became NaN or inf. Lower the learning "
+                    "rates or the batch size; keep the last checkpoint written before this epoch."
+                )
+            state.epoch = epoch + 1
+            if len(epoch_history):
+                d_mean, g_mean = epoch_history[:, 0].mean().item(), epoch_history[:, 1].mean().item()
+                bar.set_postfix(epoch=state.epoch, d_loss=f"{d_mean:.3f}", g_loss=f"{g_mean:.3f}")
+            if callback is not None and callback(state):
+                break
+    bar.close()
+    generator.eval()
+    discriminator.eval()
+    return state
