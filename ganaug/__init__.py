@@ -9,13 +9,16 @@
 from ._version import __version__
 from .checkpoint import CheckpointError
 from .data import load_digits, load_idx, load_image_folder
+from .datasets import AugmentedDataset, SyntheticDataset
 from .gan import ConditionalDCGAN
 
 __all__ = [
+    "AugmentedDataset",
     "CheckpointError",
     "ConditionalDCGAN",
     "__version__",
     "load_digits",
     "load_idx",
     "load_image_folder",
+    "SyntheticDataset",
 ]

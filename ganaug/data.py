@@ -37,6 +37,7 @@ __all__ = [
     "load_digits",
     "load_idx",
     "load_image_folder",
+    "item_spec",
     "read_idx",
 ]
 
@@ -184,7 +185,7 @@ def check_class_counts(classes: np.ndarray, counts: np.ndarray) -> None:
     """Refuse one class; warn about classes with a single image (documented behaviour)."""
     if len(classes) < 2:
         raise ValueError(
-            f"Need at least 2 classes to learn a class-conditional model, got only {list(classes)!r}. "
+            f"Need at least 2 classes to learn a class-conditional model, got only {classes.tolist()!r}. "
             "Check the labels (y) or the class folders."
         )
     singles = [c for c, k in zip(classes.tolist(), counts.tolist()) if k == 1]
@@ -293,10 +294,7 @@ def _item_to_array(image: Any, index: int) -> tuple[np.ndarray, str]:
             image = image.convert("RGB" if image.mode in ("RGBA", "P", "CMYK", "YCbCr") else "L")
         return np.asarray(image), "numpy"
     if isinstance(image, torch.Tensor):
-        t = image.detach().cpu()
-        if t.ndim == 2:
-            t = t[None]
-        return t.numpy(), "torch"
+        return image.detach().cpu().numpy(), "torch"
     if isinstance(image, np.ndarray):
         return image, "numpy"
     raise TypeError(
@@ -337,9 +335,22 @@ def _from_dataset(dataset: torch.utils.data.Dataset, value_range: tuple[float, f
         labels.append(label.item() if isinstance(label, torch.Tensor) else label)
     X = np.stack(images)
     if container == "torch":
-        # Tensors from torchvision are (C, H, W) already.
+        # Tensors from torchvision are (C, H, W) already; torch's convention is channels-first.
         return _from_array(torch.from_numpy(X), np.asarray(labels), None, value_range)
     return _from_array(X, np.asarray(labels), None, value_range)
+
+
+def item_spec(image: Any) -> tuple[ArraySpec, bool]:
+    """The form of one dataset image, as (spec of a batch of one, is_pil).
+
+    Lets a wrapper hand out generated images exactly like a dataset's own items:
+    ``spec.restore(batch)[i]`` gives an array/tensor like ``image`` (PIL images as uint8
+    arrays, to be wrapped with ``Image.fromarray`` when ``is_pil``).
+    """
+    arr, container = _item_to_array(image, 0)
+    batch = torch.from_numpy(arr[None]) if container == "torch" else arr[None]
+    data = _from_array(batch, np.zeros(1, dtype=np.int64), None, None)
+    return data.spec, isinstance(image, Image.Image)
 
 
 # --------------------------------------------------------------------------- files

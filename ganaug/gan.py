@@ -338,6 +338,7 @@ class ConditionalDCGAN(BaseEstimator):
         random_state: int | np.random.RandomState | np.random.Generator | None = None,
         batch_size: int = 512,
         return_seeds: bool = False,
+        output: str = "native",
     ) -> tuple[Any, np.ndarray] | tuple[Any, np.ndarray, np.ndarray]:
         """Generate images of the requested classes.
 
@@ -354,11 +355,15 @@ class ConditionalDCGAN(BaseEstimator):
             Images per forward pass.
         return_seeds : bool, default=False
             Also return each image's seed (see :meth:`sample_from_seeds`).
+        output : {"native", "tensor"}, default="native"
+            ``"native"``: like the data ``fit`` was given. ``"tensor"``: the model's own
+            form, a float32 (N, C, H, W) CPU tensor in [-1, 1].
 
         Returns
         -------
         X : array or tensor
-            In the layout, dtype, value range and container ``fit`` was given.
+            In the layout, dtype, value range and container ``fit`` was given (or see
+            ``output``).
         y : np.ndarray
             The class value of each image.
         seeds : np.ndarray, only with ``return_seeds=True``
@@ -367,8 +372,11 @@ class ConditionalDCGAN(BaseEstimator):
         -------
         >>> images, labels = gan.sample({"cat": 10, "dog": 5}, random_state=0)  # doctest: +SKIP
         """
+        if output not in ("native", "tensor"):
+            raise ValueError(f"output must be 'native' or 'tensor', got {output!r}.")
         images, indices, seeds = self._generate(n_or_counts, random_state, batch_size)
-        X, y = self.input_spec_.restore(images), self.classes_[indices]
+        X = self.input_spec_.restore(images) if output == "native" else images
+        y = self.classes_[indices]
         return (X, y, seeds) if return_seeds else (X, y)
 
     def sample_from_seeds(self, classes: Sequence[Any], seeds: Sequence[int], *, batch_size: int = 512) -> Any:

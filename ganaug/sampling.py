@@ -1,7 +1,9 @@
 """From "how many of which class" to generated images.
 
 * :func:`resolve_counts` turns an ``int`` or a ``{class: count}`` mapping into exact
-  per-class counts (the one place these rules live; the front ends call it).
+  per-class counts, and :func:`synthetic_counts` turns imbalanced-learn's
+  ``sampling_strategy`` (or a synthetic-to-real ratio) into the number of images to add
+  per class. These rules live here once; every front end calls them.
 * One seed per image (as in StyleGAN2-ADA): image ``i`` of a request is drawn from the
   latent of seed ``seeds[i]``, so any image can be regenerated alone, in any order and any
   batch size, and a request is reproducible from its base seed.
@@ -19,7 +21,7 @@ from torch import nn
 
 MAX_SEED = 2**63 - 1
 
-__all__ = ["generate", "iter_generate", "latents_from_seeds", "resolve_counts"]
+__all__ = ["generate", "iter_generate", "latents_from_seeds", "resolve_counts", "synthetic_counts"]
 
 
 def _class_index(classes: np.ndarray) -> dict[Any, int]:
@@ -48,6 +50,49 @@ def resolve_counts(request: int | Mapping[Any, int], classes: np.ndarray) -> dic
     total = _check_count(request, "the number of samples")
     base, extra = divmod(total, n_classes)
     return {i: base + (1 if i < extra else 0) for i in range(n_classes)}
+
+
+def synthetic_counts(
+    class_counts: Mapping[Any, int],
+    sampling_strategy: Any = "auto",
+    *,
+    ratio: float | None = None,
+) -> dict[Any, int]:
+    """How many synthetic images to add to each class, for every class in ``class_counts``.
+
+    Parameters
+    ----------
+    class_counts : mapping
+        ``{class: number of real images}``.
+    sampling_strategy : str, float, dict or callable, default="auto"
+        imbalanced-learn's over-sampling semantics, computed by imbalanced-learn itself:
+        ``"auto"``/``"not majority"`` (fill every class but the largest up to it),
+        ``"minority"``, ``"not minority"``, ``"all"``, a float (binary problems only:
+        desired minority/majority ratio), a dict of target *totals* per class, or a callable
+        ``f(y) -> dict``.
+    ratio : float, optional
+        Instead of a strategy: ``round(ratio * real count)`` synthetic images per class
+        (``ratio=1`` doubles every class, keeping its proportions).
+
+    Example
+    -------
+    >>> synthetic_counts({"a": 100, "b": 10, "c": 40})
+    {'a': 0, 'b': 90, 'c': 60}
+    >>> synthetic_counts({"a": 100, "b": 10}, ratio=0.5)
+    {'a': 50, 'b': 5}
+    """
+    counts = {c: _check_count(k, f"real count of class {c!r}") for c, k in class_counts.items()}
+    if ratio is not None:
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.number)) or not ratio >= 0:
+            raise ValueError(f"ratio must be a number >= 0, got {ratio!r}.")
+        return {c: int(round(float(ratio) * k)) for c, k in counts.items()}
+    from imblearn.utils import check_sampling_strategy
+
+    y = np.repeat(np.asarray(list(counts)), list(counts.values()))
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"Need at least 2 classes with images to balance, got {counts!r}.")
+    wanted = check_sampling_strategy(sampling_strategy, y, "over-sampling")
+    return {c: int(wanted.get(c, 0)) for c in counts}
 
 
 def _lookup(index: dict[Any, int], value: Any) -> int | None:

@@ -16,7 +16,8 @@ RANK = {
     "checkpoint": 4, "grid": 4,
     "sampling": 5,
     "gan": 6,
-    "__init__": 7,
+    "datasets": 7, "sklearn": 7,
+    "__init__": 9,
 }
 
 

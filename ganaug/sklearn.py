@@ -1,0 +1,341 @@
+"""scikit-learn front end: an imbalanced-learn over-sampler and a meta-classifier.
+
+* :class:`GANOverSampler` is an imbalanced-learn over-sampler (``BaseOverSampler``): it
+  drops into ``imblearn.pipeline.Pipeline``, where the GAN is fitted on the training rows
+  only, so cross-validation and grid search never leak test rows into it.
+* :class:`GANAugmentedClassifier` wraps a classifier for plain scikit-learn pipelines,
+  which do not accept resamplers: ``fit`` resamples, then fits the classifier.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import numbers
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from imblearn.over_sampling.base import BaseOverSampler
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+
+from ._version import __version__
+from .data import as_image_data
+from .gan import ConditionalDCGAN, resolve_device
+from .losses import LOSSES
+from .models import ARCHITECTURES
+
+__all__ = ["GANAugmentedClassifier", "GANOverSampler"]
+
+# Parameters passed through to ConditionalDCGAN unchanged.
+_GAN_PARAMS = ("arch", "max_epochs", "batch_size", "width", "latent_dim", "lr_g", "lr_d", "loss",
+               "spectral_norm", "device", "verbose")
+
+
+class GANOverSampler(BaseOverSampler):
+    """Over-sample image classes with a conditional DCGAN (imbalanced-learn sampler).
+
+    ``fit_resample(X, y)`` fits a :class:`ganaug.ConditionalDCGAN` on ``(X, y)`` and returns
+    the original rows first, then the synthetic rows, in X's own dtype and value range,
+    with as many synthetic rows per class as ``sampling_strategy`` asks
+    (imbalanced-learn's own semantics, computed by imbalanced-learn).
+
+    Parameters
+    ----------
+    sampling_strategy : float, str, dict or callable, default="auto"
+        As for every imbalanced-learn over-sampler: ``"auto"``/``"not majority"``,
+        ``"minority"``, ``"not minority"``, ``"all"``, a float (binary only), a dict of
+        target counts per class, or a callable ``f(y) -> dict``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the GAN and the sampling; an int makes ``fit_resample`` reproducible.
+    image_shape : tuple, default=None
+        Shape each row of X reshapes to, e.g. ``(8, 8)``, ``(28, 28)`` or ``(32, 32, 3)``.
+        None: square grey images (``n_features`` must be a perfect square, at least 64).
+    value_range : (low, high), default=None
+        Range of X's values. None: 0..255 for integer X, [0, 1] for float X. For
+        scikit-learn's ``load_digits().data`` pass ``(0, 16)``.
+    generator : ConditionalDCGAN, path or None, default=None
+        An already trained model (or its checkpoint directory): no training, only
+        sampling. scikit-learn's ``clone`` (used by cross-validation) copies an estimator
+        parameter unfitted, so pass a checkpoint path or
+        ``sklearn.frozen.FrozenEstimator(gan)`` when the sampler will be cloned. A model
+        trained outside the folds sees their test rows: only use one trained elsewhere.
+    arch, max_epochs, batch_size, width, latent_dim, lr_g, lr_d, loss, spectral_norm, device, verbose
+        Passed to :class:`ganaug.ConditionalDCGAN`. ``verbose`` defaults to False here.
+    cache_dir : path, default=None
+        Opt-in cache of trained GANs, keyed on a SHA-256 of X, y and every parameter that
+        affects training. Refitting on the same rows (e.g. a grid search over the
+        classifier's parameters, where each fold recurs) loads the GAN instead of training
+        it again. Entries are ordinary checkpoints; delete the folder to clear it.
+
+    Attributes
+    ----------
+    sampling_strategy_ : dict
+        Synthetic rows to add per class.
+    generator_ : ConditionalDCGAN
+        The model that made the synthetic rows.
+    classes_ : np.ndarray
+        Class labels seen in ``fit_resample``.
+    n_features_in_ : int
+    n_original_samples_ : int
+        Rows of X; the rows of the output from this index on are synthetic.
+    synthetic_mask_ : np.ndarray of bool
+        True for the synthetic rows of the last ``fit_resample`` output.
+    cache_hit_ : bool
+        Whether the GAN came from ``cache_dir`` instead of being trained.
+
+    Examples
+    --------
+    >>> from imblearn.pipeline import make_pipeline
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from ganaug.sklearn import GANOverSampler
+    >>> X, y = load_digits(return_X_y=True)
+    >>> sampler = GANOverSampler(image_shape=(8, 8), value_range=(0, 16), max_epochs=1,
+    ...                          random_state=0)
+    >>> X_res, y_res = sampler.fit_resample(X[:300], y[:300])
+    >>> X_res.shape[1], (X_res[:300] == X[:300]).all(), sampler.synthetic_mask_.sum() > 0
+    (64, np.True_, np.True_)
+    >>> pipe = make_pipeline(sampler, LogisticRegression(max_iter=2000)).fit(X[:300], y[:300])
+    """
+
+    _parameter_constraints: dict = {
+        **BaseOverSampler._parameter_constraints,
+        "image_shape": [tuple, list, None],
+        "value_range": [tuple, list, None],
+        "generator": [HasMethods(["sample"]), str, os.PathLike, None],
+        "arch": [StrOptions(set(ARCHITECTURES))],
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 2, None, closed="left"), None],
+        "width": [Interval(numbers.Integral, 1, None, closed="left")],
+        "latent_dim": [Interval(numbers.Integral, 1, None, closed="left")],
+        "lr_g": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "lr_d": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "loss": [StrOptions(set(LOSSES))],
+        "spectral_norm": ["boolean"],
+        "device": [str],
+        "cache_dir": [str, os.PathLike, None],
+        "verbose": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        sampling_strategy: Any = "auto",
+        random_state: Any = None,
+        image_shape: tuple[int, ...] | None = None,
+        value_range: tuple[float, float] | None = None,
+        generator: Any = None,
+        arch: str = "dcgan",
+        max_epochs: int = 50,
+        batch_size: int | None = None,
+        width: int = 64,
+        latent_dim: int = 100,
+        lr_g: float | None = None,
+        lr_d: float | None = None,
+        loss: str = "bce",
+        spectral_norm: bool = False,
+        device: str = "auto",
+        cache_dir: str | os.PathLike | None = None,
+        verbose: bool = False,
+    ) -> None:
+        super().__init__(sampling_strategy=sampling_strategy)
+        self.random_state = random_state
+        self.image_shape = image_shape
+        self.value_range = value_range
+        self.generator = generator
+        self.arch = arch
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.width = width
+        self.latent_dim = latent_dim
+        self.lr_g = lr_g
+        self.lr_d = lr_d
+        self.loss = loss
+        self.spectral_norm = spectral_norm
+        self.device = device
+        self.cache_dir = cache_dir
+        self.verbose = verbose
+
+    def _check_X_y(self, X: Any, y: Any, accept_sparse: Any = None) -> tuple[Any, Any, bool]:
+        # Images are dense: refuse sparse matrices with sklearn's own message.
+        return super()._check_X_y(X, y, accept_sparse=False)
+
+    def _pretrained(self) -> ConditionalDCGAN:
+        generator = self.generator
+        generator = getattr(generator, "estimator", generator)  # sklearn.frozen.FrozenEstimator
+        if isinstance(generator, (str, os.PathLike)):
+            return ConditionalDCGAN.load(generator, device=self.device)
+        if not isinstance(generator, ConditionalDCGAN):
+            raise TypeError(f"generator must be a ConditionalDCGAN or a checkpoint path, got {type(generator).__name__}.")
+        if not hasattr(generator, "generator_"):
+            raise ValueError(
+                "generator is not fitted. scikit-learn's clone() (cross-validation, pipelines) copies an "
+                "estimator parameter unfitted: pass the checkpoint path or sklearn.frozen.FrozenEstimator(gan)."
+            )
+        return generator
+
+    def _cache_key(self, X: np.ndarray, y: np.ndarray, seed: int) -> str:
+        h = hashlib.sha256()
+        h.update(np.ascontiguousarray(X).tobytes())
+        h.update(json.dumps([str(X.dtype), list(X.shape), [str(v) for v in y.tolist()]]).encode())
+        settings = {name: getattr(self, name) for name in _GAN_PARAMS if name not in ("verbose", "device")}
+        settings.update(image_shape=self.image_shape, value_range=self.value_range, seed=seed,
+                        device=resolve_device(self.device).type, ganaug=__version__)
+        h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+        return h.hexdigest()[:24]
+
+    def _fit_generator(self, X: np.ndarray, y: np.ndarray, seed: int) -> ConditionalDCGAN:
+        self.cache_hit_ = False
+        path = None
+        if self.cache_dir is not None:
+            path = Path(self.cache_dir) / f"gan-{self._cache_key(X, y, seed)}"
+            if (path / "ganaug.json").is_file():
+                self.cache_hit_ = True
+                return ConditionalDCGAN.load(path, device=self.device)
+        gan = ConditionalDCGAN(random_state=seed, **{name: getattr(self, name) for name in _GAN_PARAMS})
+        gan.fit(X, y, image_shape=self.image_shape, value_range=self.value_range)
+        if path is not None:
+            gan.save(path, overwrite=True)
+        return gan
+
+    def _fit_resample(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Validates X as images (shape, range, NaN, classes) and gives the row format back.
+        data = as_image_data(X, y, image_shape=self.image_shape, value_range=self.value_range)
+        rng = check_random_state(self.random_state)
+        gan_seed, sample_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=2))
+        if self.generator is not None:
+            gan = self._pretrained()
+            self.cache_hit_ = False
+            unknown = sorted(set(np.unique(y).tolist()) - set(gan.classes_.tolist()))
+            if unknown:
+                raise ValueError(f"The generator does not know classes {unknown}; it was trained on {gan.classes_.tolist()}.")
+        else:
+            gan = self._fit_generator(X, y, gan_seed)
+        if tuple(gan.image_shape_) != data.image_shape:
+            raise ValueError(
+                f"The generator makes images of shape {gan.image_shape_} (C, H, W) but the rows of X are "
+                f"{data.image_shape}; check image_shape."
+            )
+        wanted = {c: n for c, n in self.sampling_strategy_.items() if n > 0}
+        images, labels = gan.sample(wanted, random_state=sample_seed, output="tensor")
+        X_new = data.spec.restore(images).reshape(len(labels), -1)
+        self.generator_ = gan
+        self.classes_ = np.unique(y)
+        self.n_original_samples_ = X.shape[0]
+        self.synthetic_mask_ = np.r_[np.zeros(X.shape[0], bool), np.ones(len(labels), bool)]
+        return np.vstack([X, X_new.astype(X.dtype, copy=False)]), np.hstack([y, np.asarray(labels, dtype=y.dtype)])
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        tags.input_tags.dataframe = False
+        tags.non_deterministic = False
+        return tags
+
+
+def _estimator_has(attr: str):  # type: ignore[no-untyped-def]
+    """available_if check: the (fitted or configured) inner estimator has ``attr``."""
+
+    def check(self) -> bool:  # type: ignore[no-untyped-def]
+        if hasattr(self, "estimator_"):
+            return hasattr(self.estimator_, attr)
+        from sklearn.linear_model import LogisticRegression
+
+        return hasattr(self.estimator if self.estimator is not None else LogisticRegression(), attr)
+
+    return check
+
+
+class GANAugmentedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
+    """A classifier trained on GAN-augmented data, for plain scikit-learn pipelines.
+
+    ``fit(X, y)`` clones ``oversampler``, resamples ``(X, y)`` with it, then fits a clone
+    of ``estimator`` on the result. ``predict``, ``predict_proba``,
+    ``predict_log_proba``, ``decision_function`` and ``score`` delegate to the fitted
+    estimator. Resampling only happens in ``fit``: prediction sees real rows only.
+
+    Parameters
+    ----------
+    estimator : classifier, default=None
+        The classifier to train; None means ``LogisticRegression(max_iter=1000)``.
+    oversampler : GANOverSampler or any imbalanced-learn sampler, default=None
+        None means ``GANOverSampler()``. Its parameters are reachable for grid search as
+        ``oversampler__max_epochs`` and so on.
+
+    Attributes
+    ----------
+    estimator_, oversampler_ : fitted clones.
+    classes_ : np.ndarray
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.model_selection import cross_val_score
+    >>> from ganaug.sklearn import GANAugmentedClassifier, GANOverSampler
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = GANAugmentedClassifier(LogisticRegression(max_iter=2000),
+    ...     GANOverSampler(image_shape=(8, 8), value_range=(0, 16), max_epochs=1, random_state=0))
+    >>> scores = cross_val_score(clf, X[:300], y[:300], cv=2)
+    """
+
+    _parameter_constraints: dict = {
+        "estimator": [HasMethods(["fit", "predict"]), None],
+        "oversampler": [HasMethods(["fit_resample"]), None],
+    }
+
+    def __init__(self, estimator: Any = None, oversampler: Any = None) -> None:
+        self.estimator = estimator
+        self.oversampler = oversampler
+
+    def fit(self, X: Any, y: Any, **fit_params: Any) -> "GANAugmentedClassifier":
+        """Resample ``(X, y)``, then fit the estimator on the result. Returns self."""
+        self._validate_params()
+        from sklearn.linear_model import LogisticRegression
+
+        self.oversampler_ = clone(self.oversampler if self.oversampler is not None else GANOverSampler())
+        y_array = np.asarray(y)
+        if y_array.ndim == 2 and y_array.shape[1] == 1:
+            y = column_or_1d(y_array, warn=True)  # DataConversionWarning, as every sklearn classifier
+        X_res, y_res = self.oversampler_.fit_resample(X, y)
+        estimator = self.estimator if self.estimator is not None else LogisticRegression(max_iter=1000)
+        self.estimator_ = clone(estimator).fit(X_res, y_res, **fit_params)
+        self.classes_ = self.estimator_.classes_
+        self.n_features_in_ = self.oversampler_.n_features_in_
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        return self.estimator_.predict(X)
+
+    @available_if(_estimator_has("predict_proba"))
+    def predict_proba(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        return self.estimator_.predict_proba(X)
+
+    @available_if(_estimator_has("predict_log_proba"))
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        return self.estimator_.predict_log_proba(X)
+
+    @available_if(_estimator_has("decision_function"))
+    def decision_function(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        return self.estimator_.decision_function(X)
+
+    def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.utils import get_tags
+
+        tags = super().__sklearn_tags__()
+        sampler = self.oversampler if self.oversampler is not None else GANOverSampler()
+        estimator = self.estimator if self.estimator is not None else LogisticRegression()
+        tags.input_tags.sparse = get_tags(sampler).input_tags.sparse and get_tags(estimator).input_tags.sparse
+        return tags

@@ -1,0 +1,271 @@
+from collections import Counter
+
+import numpy as np
+import pytest
+from imblearn.over_sampling import RandomOverSampler
+from imblearn.pipeline import make_pipeline
+from imblearn.utils.estimator_checks import parametrize_with_checks as imblearn_checks
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score, cross_validate
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils.estimator_checks import parametrize_with_checks as sklearn_checks
+
+from ganaug import ConditionalDCGAN
+from ganaug.sklearn import GANAugmentedClassifier, GANOverSampler
+
+FAST = dict(max_epochs=1, width=4, latent_dim=8, batch_size=16, device="cpu", random_state=0)
+
+NOT_IMAGES = (
+    "the check's X has 1-20 features, not images of at least 8x8; ganaug refuses it with a clear "
+    "error. The property is tested on image data in tests/test_sklearn.py."
+)
+IMBLEARN_FIT_CHECKS = [
+    "check_samplers_fit", "check_samplers_fit_resample", "check_samplers_sampling_strategy_fit_resample",
+    "check_samplers_list", "check_samplers_multiclass_ova", "check_samplers_preserve_dtype",
+    "check_samplers_sample_indices", "check_samplers_2d_target", "check_sampler_get_feature_names_out",
+]
+SKLEARN_META_FIT_CHECKS = [
+    "check_fit_score_takes_y", "check_estimators_overwrite_params", "check_dont_overwrite_parameters",
+    "check_estimators_fit_returns_self", "check_readonly_memmap_input", "check_n_features_in_after_fitting",
+    "check_positive_only_tag_during_fit", "check_estimators_dtypes", "check_dtype_object",
+    "check_pipeline_consistency", "check_estimators_nan_inf", "check_estimators_pickle",
+    "check_f_contiguous_array_estimator", "check_classifier_data_not_an_array",
+    "check_classifiers_one_label_sample_weights", "check_classifiers_classes", "check_classifiers_train",
+    "check_supervised_y_2d", "check_decision_proba_consistency", "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance", "check_fit2d_1feature", "check_dict_unchanged", "check_fit_idempotent",
+    "check_fit_check_is_fitted", "check_n_features_in", "check_fit2d_predict1d",
+]
+
+
+def _expected_failures(estimator):
+    if isinstance(estimator, GANOverSampler):
+        return {name: NOT_IMAGES for name in IMBLEARN_FIT_CHECKS}
+    if isinstance(estimator, GANAugmentedClassifier) and isinstance(estimator.oversampler, GANOverSampler):
+        return {name: NOT_IMAGES for name in SKLEARN_META_FIT_CHECKS}
+    return {}
+
+
+@imblearn_checks([GANOverSampler(**FAST)], expected_failed_checks=_expected_failures)
+def test_imblearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@sklearn_checks(
+    [
+        GANOverSampler(**FAST),
+        GANAugmentedClassifier(LogisticRegression(), GANOverSampler(**FAST)),
+        # Any imblearn sampler plugs in: the meta-estimator's plumbing passes every check.
+        GANAugmentedClassifier(LogisticRegression(), RandomOverSampler(random_state=0)),
+    ],
+    expected_failed_checks=_expected_failures,
+)
+def test_sklearn_estimator_checks(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def imbalanced_digits():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)  # float64 in 0..16, 64 features
+    keep = np.concatenate([np.where(y == c)[0][: (12 if c in (1, 4) else 60)] for c in range(10)])
+    return X[keep], y[keep]
+
+
+def _sampler(**kw):
+    return GANOverSampler(image_shape=(8, 8), value_range=(0, 16), **{**FAST, **kw})
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    ["auto", "not majority", "minority", "not minority", "all", {1: 40, 4: 60}, lambda y: {4: 30}],
+)
+def test_counts_equal_imblearns(imbalanced_digits, strategy):
+    X, y = imbalanced_digits
+    _, y_ours = _sampler(sampling_strategy=strategy).fit_resample(X, y)
+    _, y_ref = RandomOverSampler(sampling_strategy=strategy, random_state=0).fit_resample(X, y)
+    assert Counter(y_ours.tolist()) == Counter(y_ref.tolist())
+
+
+def test_float_strategy_on_binary(imbalanced_digits):
+    X, y = imbalanced_digits
+    mask = np.isin(y, [0, 1])
+    _, y_ours = _sampler(sampling_strategy=0.5).fit_resample(X[mask], y[mask])
+    _, y_ref = RandomOverSampler(sampling_strategy=0.5).fit_resample(X[mask], y[mask])
+    assert Counter(y_ours.tolist()) == Counter(y_ref.tolist()) == {0: 60, 1: 30}
+
+
+@pytest.mark.parametrize(
+    "transform, dtype, value_range, lo, hi",
+    [
+        (lambda X: X, np.float64, (0, 16), 0, 16),
+        (lambda X: (X / 16).astype(np.float32), np.float32, None, 0, 1),
+        (lambda X: (X * 15).astype(np.uint8), np.uint8, None, 0, 255),
+    ],
+)
+def test_originals_first_then_synthetic_in_x_dtype_and_range(imbalanced_digits, transform, dtype, value_range, lo, hi):
+    X, y = imbalanced_digits
+    X = transform(X)
+    sampler = GANOverSampler(image_shape=(8, 8), value_range=value_range, **FAST)
+    X_res, y_res = sampler.fit_resample(X, y)
+    assert X_res.dtype == dtype and y_res.dtype == y.dtype
+    np.testing.assert_array_equal(X_res[: len(X)], X)
+    np.testing.assert_array_equal(y_res[: len(y)], y)
+    new = X_res[len(X) :]
+    assert len(new) == sum(sampler.sampling_strategy_.values()) > 0
+    assert new.min() >= lo and new.max() <= hi
+    assert sampler.synthetic_mask_.tolist() == [False] * len(X) + [True] * len(new)
+    assert sampler.n_original_samples_ == len(X) and sampler.n_features_in_ == 64
+    assert isinstance(sampler.generator_, ConditionalDCGAN)
+    assert not hasattr(sampler, "sample_indices_")
+
+
+def test_same_random_state_same_output(imbalanced_digits):
+    X, y = imbalanced_digits
+    a = _sampler(random_state=4).fit_resample(X, y)[0]
+    b = _sampler(random_state=4).fit_resample(X, y)[0]
+    c = _sampler(random_state=5).fit_resample(X, y)[0]
+    assert a.tobytes() == b.tobytes()
+    assert not np.array_equal(a, c)
+
+
+def test_square_grey_shape_is_inferred(imbalanced_digits):
+    X, y = imbalanced_digits
+    X_res, _ = GANOverSampler(value_range=(0, 16), **FAST).fit_resample(X, y)
+    assert X_res.shape[1] == 64
+
+
+def test_errors(imbalanced_digits):
+    from scipy import sparse
+
+    X, y = imbalanced_digits
+    with pytest.raises(ValueError, match="20 features, which is not a square grey image; pass image_shape"):
+        GANOverSampler(**FAST).fit_resample(np.random.rand(40, 20), np.arange(40) % 2)
+    with pytest.raises(ValueError, match=r"image_shape \(9, 9\) holds 81 values but each row of X has 64"):
+        GANOverSampler(image_shape=(9, 9), value_range=(0, 16), **FAST).fit_resample(X, y)
+    with pytest.raises(ValueError, match="needs to have more than 1 class"):
+        _sampler().fit_resample(X[:20], np.zeros(20, dtype=int))
+    with pytest.raises(ValueError, match="outside the expected range"):
+        GANOverSampler(image_shape=(8, 8), **FAST).fit_resample(X, y)  # 0..16 floats without value_range
+    with pytest.raises(TypeError, match="[Ss]parse"):
+        _sampler().fit_resample(sparse.csr_matrix(X), y)
+    with pytest.raises(ValueError, match="max_epochs"):
+        _sampler(max_epochs=0).fit_resample(X, y)
+    with pytest.raises(NotFittedError):
+        GANAugmentedClassifier().predict(X)
+
+
+def test_pretrained_generator_object_path_and_frozen(imbalanced_digits, tmp_path):
+    from sklearn.frozen import FrozenEstimator
+
+    X, y = imbalanced_digits
+    gan = ConditionalDCGAN(**{**FAST, "verbose": False}).fit(X, y, value_range=(0, 16))
+    sampler = _sampler(generator=gan)
+    X_res, _ = sampler.fit_resample(X, y)
+    assert sampler.generator_ is gan and len(X_res) > len(X)
+    gan.save(tmp_path / "g")
+    from_path = _sampler(generator=str(tmp_path / "g"))
+    X_path, _ = from_path.fit_resample(X, y)
+    np.testing.assert_array_equal(X_path, X_res)
+    with pytest.raises(ValueError, match="generator is not fitted.*FrozenEstimator"):
+        clone(sampler).fit_resample(X, y)
+    frozen = clone(_sampler(generator=FrozenEstimator(gan)))
+    np.testing.assert_array_equal(frozen.fit_resample(X, y)[0], X_res)
+    other = ConditionalDCGAN(**{**FAST, "verbose": False}).fit(X[y < 5], y[y < 5], value_range=(0, 16))
+    with pytest.raises(ValueError, match="does not know classes"):
+        _sampler(generator=other).fit_resample(X, y)
+
+
+class _RecordingSampler(GANOverSampler):
+    """Remembers the rows each GAN was fitted on (class-level: survives clone)."""
+
+    seen: list = []
+
+    def _fit_generator(self, X, y, seed):
+        type(self).seen.append({row.tobytes() for row in X})
+        return super()._fit_generator(X, y, seed)
+
+
+def test_no_leakage_in_cross_validation(imbalanced_digits):
+    X, y = imbalanced_digits
+    _RecordingSampler.seen = []
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
+    pipe = make_pipeline(
+        _RecordingSampler(image_shape=(8, 8), value_range=(0, 16), **FAST), LogisticRegression(max_iter=500)
+    )
+    cross_validate(pipe, X, y, cv=cv, scoring="balanced_accuracy")
+    folds = [{row.tobytes() for row in X[train]} for train, _ in cv.split(X, y)]
+    assert len(_RecordingSampler.seen) == 3
+    for seen, train in zip(_RecordingSampler.seen, folds):
+        assert seen == train  # exactly the training fold's rows, no test rows
+
+
+def test_meta_estimator_in_pipeline_cv_and_grid_search(imbalanced_digits):
+    X, y = imbalanced_digits
+    clf = GANAugmentedClassifier(LogisticRegression(max_iter=500), _sampler())
+    scale = FunctionTransformer(lambda Z: Z)  # a plain sklearn step before it
+    pipe = Pipeline([("identity", scale), ("clf", clf)])
+    scores = cross_val_score(pipe, X, y, cv=3, scoring="balanced_accuracy")
+    assert scores.shape == (3,) and scores.min() > 0.5
+    grid = GridSearchCV(clf, {"oversampler__max_epochs": [1, 2], "estimator__C": [0.1, 1.0]}, cv=2)
+    grid.fit(X, y)
+    assert set(grid.best_params_) == {"oversampler__max_epochs", "estimator__C"}
+    fitted = grid.best_estimator_
+    assert fitted.oversampler_.max_epochs == grid.best_params_["oversampler__max_epochs"]
+    assert fitted.predict_proba(X[:3]).shape == (3, 10) and fitted.score(X, y) > 0.5
+    assert clone(clf).get_params()["oversampler__max_epochs"] == 1
+
+
+def test_cache_hits_and_misses(imbalanced_digits, tmp_path):
+    X, y = imbalanced_digits
+    first = _sampler(cache_dir=tmp_path)
+    X1, _ = first.fit_resample(X, y)
+    assert first.cache_hit_ is False and len(list(tmp_path.iterdir())) == 1
+    second = _sampler(cache_dir=tmp_path)
+    X2, _ = second.fit_resample(X, y)
+    assert second.cache_hit_ is True
+    np.testing.assert_array_equal(X1, X2)
+    changed = _sampler(cache_dir=tmp_path, max_epochs=2)
+    changed.fit_resample(X, y)
+    assert changed.cache_hit_ is False
+    other_rows = _sampler(cache_dir=tmp_path)
+    other_rows.fit_resample(X[1:], y[1:])
+    assert other_rows.cache_hit_ is False and len(list(tmp_path.iterdir())) == 3
+
+
+def test_cache_saves_gan_training_in_grid_search(imbalanced_digits, tmp_path):
+    X, y = imbalanced_digits
+    _RecordingSampler.seen = []
+    clf = GANAugmentedClassifier(
+        LogisticRegression(max_iter=300),
+        _RecordingSampler(image_shape=(8, 8), value_range=(0, 16), cache_dir=tmp_path, **FAST),
+    )
+    GridSearchCV(clf, {"estimator__C": [0.01, 0.1, 1.0]}, cv=2, refit=False).fit(X, y)
+    # 3 candidates x 2 folds = 6 fits, but only one GAN per fold is trained.
+    trained = [d for d in tmp_path.iterdir() if d.is_dir()]
+    assert len(trained) == 2
+
+
+def test_image_data_versions_of_the_checks_that_need_images(imbalanced_digits):
+    """What the expected-failure checks verify, on data that is made of images."""
+    import pickle
+
+    X, y = imbalanced_digits
+    X_arr, y_arr = _sampler().fit_resample(X, y)
+    X_list, y_list = _sampler().fit_resample(X.tolist(), y.tolist())  # check_samplers_list
+    np.testing.assert_array_equal(X_list, X_arr)
+    X_2d, y_2d = _sampler().fit_resample(X, y[:, None])  # check_samplers_2d_target
+    np.testing.assert_array_equal(y_2d.ravel(), y_arr)
+    names = _sampler().fit(X, y).get_feature_names_out()  # check_sampler_get_feature_names_out
+    assert len(names) == 64
+    clf = GANAugmentedClassifier(LogisticRegression(max_iter=500), _sampler()).fit(X, y)
+    again = pickle.loads(pickle.dumps(clf))  # check_estimators_pickle
+    np.testing.assert_array_equal(again.predict_proba(X), clf.predict_proba(X))
+    refit = clone(clf).fit(X, y)  # check_fit_idempotent
+    np.testing.assert_allclose(refit.predict_proba(X), clf.predict_proba(X))
+    assert clf.n_features_in_ == 64 and clf.classes_.tolist() == list(range(10))  # check_n_features_in
+    with pytest.raises(ValueError, match="features"):
+        clf.predict(X[:, :10])
