@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,11 +21,13 @@ from .checkpoint import (
     read_checkpoint,
     write_checkpoint,
 )
+from .augment import check_policy
+from .classifier import ClassifierConfig, DomainClassifier, train_classifier
 from .data import ArraySpec, ImageData, as_image_data
 from .grid import grid_image, save_png
 from .losses import LOSSES
 from .models import ARCHITECTURES, Discriminator, Generator, ModelConfig, build_models, model_config
-from .sampling import MAX_SEED, generate, resolve_counts, seeds_for
+from .sampling import MAX_SEED, generate, generate_filtered, resolve_counts, seeds_for
 from .trainer import HISTORY_KEYS, TrainConfig, TrainState, make_optimizers, train
 
 __all__ = ["ConditionalDCGAN", "resolve_device"]
@@ -67,6 +70,8 @@ class ConditionalDCGAN(BaseEstimator):
         ``"classic"`` reproduces the 28x28 TensorFlow DCGAN tutorial (with conditioning).
     latent_dim : int, default=100
         Size of the noise vector z.
+    embed_dim : int, default=50
+        Size of the generator's learned class code, concatenated to z.
     width : int, default=64
         Channels of the outermost generator/discriminator block (``"dcgan"`` only).
     max_epochs : int, default=50
@@ -82,6 +87,20 @@ class ConditionalDCGAN(BaseEstimator):
         ``"bce"`` is the classic non-saturating binary cross-entropy from logits.
     spectral_norm : bool, default=False
         Spectral normalisation of the discriminator's layers.
+    minibatch_std : bool, default=False
+        Minibatch standard-deviation layer in the discriminator (Karras et al. 2018), which
+        lets it see a generator that makes the same image for every z.
+    augment : str or None, default=None
+        DiffAugment policy applied to real and fake images before the discriminator,
+        e.g. ``"translation,cutout"``; policies: ``color``, ``translation``, ``cutout``.
+    ema : float or None, default=None
+        Decay of an exponential moving average of the generator weights (e.g. 0.999);
+        when set, sampling uses the averaged generator.
+    max_time : float or None, default=None
+        Training time budget in seconds; training stops after the epoch that exceeds it.
+    train_classifier : bool, default=True
+        After training, fit a small domain classifier on the training images: it powers
+        ``sample(filter=...)`` and the quality metrics, and is saved in checkpoints.
     device : str, default="auto"
         ``"auto"`` picks CUDA, then MPS, then CPU.
     random_state : int, RandomState instance or None
@@ -99,6 +118,11 @@ class ConditionalDCGAN(BaseEstimator):
     image_shape_ : tuple
         (C, H, W) of the model's images.
     generator_, discriminator_ : torch.nn.Module
+        ``generator_`` is the network used for sampling (the moving average if ``ema``).
+    classifier_ : DomainClassifier or None
+        The domain classifier (``train_classifier=True``).
+    acceptance_rate_ : dict
+        Per class, the share of candidates the last filtered ``sample`` call accepted.
     history_ : dict of lists
         Per-step ``d_loss``, ``g_loss``, ``d_real``, ``d_fake`` (mean logits).
     n_epochs_, n_steps_ : int
@@ -119,6 +143,7 @@ class ConditionalDCGAN(BaseEstimator):
         *,
         arch: str = "dcgan",
         latent_dim: int = 100,
+        embed_dim: int = 50,
         width: int = 64,
         max_epochs: int = 50,
         batch_size: int | None = None,
@@ -127,12 +152,18 @@ class ConditionalDCGAN(BaseEstimator):
         betas: tuple[float, float] | None = None,
         loss: str = "bce",
         spectral_norm: bool = False,
+        minibatch_std: bool = False,
+        augment: str | None = None,
+        ema: float | None = None,
+        max_time: float | None = None,
+        train_classifier: bool = True,
         device: str = "auto",
         random_state: int | np.random.RandomState | None = None,
         verbose: bool = True,
     ) -> None:
         self.arch = arch
         self.latent_dim = latent_dim
+        self.embed_dim = embed_dim
         self.width = width
         self.max_epochs = max_epochs
         self.batch_size = batch_size
@@ -141,6 +172,11 @@ class ConditionalDCGAN(BaseEstimator):
         self.betas = betas
         self.loss = loss
         self.spectral_norm = spectral_norm
+        self.minibatch_std = minibatch_std
+        self.augment = augment
+        self.ema = ema
+        self.max_time = max_time
+        self.train_classifier = train_classifier
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -152,7 +188,7 @@ class ConditionalDCGAN(BaseEstimator):
             raise ValueError(f"arch must be one of {ARCHITECTURES}, got {self.arch!r}.")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}.")
-        for name in ("latent_dim", "width", "max_epochs"):
+        for name in ("latent_dim", "embed_dim", "width", "max_epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
@@ -164,6 +200,11 @@ class ConditionalDCGAN(BaseEstimator):
                 raise ValueError(f"{name} must be a positive number, got {value!r}.")
         if self.betas is not None and (len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas)):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}.")
+        check_policy(self.augment)
+        if self.ema is not None and not (isinstance(self.ema, float) and 0 < self.ema < 1):
+            raise ValueError(f"ema must be a decay in (0, 1) such as 0.999, or None; got {self.ema!r}.")
+        if self.max_time is not None and not (isinstance(self.max_time, (int, float)) and self.max_time > 0):
+            raise ValueError(f"max_time must be a positive number of seconds or None, got {self.max_time!r}.")
 
     def _train_config(self) -> TrainConfig:
         defaults = _ARCH_DEFAULTS[self.arch]
@@ -175,6 +216,9 @@ class ConditionalDCGAN(BaseEstimator):
             lr_d=float(pick("lr_d")),
             betas=tuple(float(b) for b in pick("betas")),  # type: ignore[arg-type]
             loss=self.loss,
+            augment=self.augment or None,
+            ema=self.ema,
+            max_time=None if self.max_time is None else float(self.max_time),
         )
 
     def _check_is_fitted(self) -> None:
@@ -226,8 +270,11 @@ class ConditionalDCGAN(BaseEstimator):
         config = self._train_config()
         if resume and hasattr(self, "generator_"):
             self._check_resumable(data)
+            if (config.ema is None) != (self.train_config_.ema is None):
+                raise ValueError("Cannot resume with ema switched on or off; keep the setting of the first run.")
             self.train_config_ = config
-            generator, discriminator = self.generator_.to(device), self.discriminator_.to(device)
+            self.generator_, self.discriminator_ = self.generator_.to(device), self.discriminator_.to(device)
+            self._train_generator = self._train_generator.to(device)
             _move_optimizer(self._optimizers[0], device)
             _move_optimizer(self._optimizers[1], device)
         else:
@@ -236,27 +283,36 @@ class ConditionalDCGAN(BaseEstimator):
             cfg = model_config(
                 self.arch, data.image_shape, len(data.classes), latent_dim=int(self.latent_dim),
                 width=int(self.width), spectral_norm=bool(self.spectral_norm),
+                minibatch_std=bool(self.minibatch_std), embed_dim=int(self.embed_dim),
             )
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)  # weight initialisation, inside the forked RNG
                 generator, discriminator = build_models(cfg)
             generator, discriminator = generator.to(device), discriminator.to(device)
-            self._set_fitted(cfg, config, data.classes, data.class_counts, data.spec, generator, discriminator)
+            ema_generator = copy.deepcopy(generator) if config.ema is not None else None
+            self._set_fitted(cfg, config, data.classes, data.class_counts, data.spec, generator, discriminator,
+                             ema_generator=ema_generator)
             self._optimizers = make_optimizers(generator, discriminator, config)
             self._state = TrainState()
+            self.classifier_ = None
         self.device_ = device
         self._state = train(
-            generator,
-            discriminator,
+            self._train_generator,
+            self.discriminator_,
             data,
             config,
             seed=self.seed_,
             device=device,
             optimizers=self._optimizers,
             state=self._state,
+            ema_generator=self.generator_ if config.ema is not None else None,
             callback=None if callback is None else (lambda state: callback(self, state)),
             verbose=self.verbose,
         )
+        if self.train_classifier and self.classifier_ is None:
+            self.classifier_ = train_classifier(
+                data.images, data.labels, len(data.classes), seed=self.seed_, device=device
+            )
         return self
 
     def _set_fitted(
@@ -268,6 +324,8 @@ class ConditionalDCGAN(BaseEstimator):
         spec: ArraySpec,
         generator: Generator,
         discriminator: Discriminator,
+        *,
+        ema_generator: Generator | None = None,
     ) -> None:
         self.model_config_ = cfg
         self.train_config_ = config
@@ -276,7 +334,9 @@ class ConditionalDCGAN(BaseEstimator):
         self.class_counts_ = np.asarray(class_counts, dtype=np.int64)
         self.image_shape_ = (cfg.channels, cfg.height, cfg.width)
         self.input_spec_ = spec
-        self.generator_ = generator
+        # generator_ samples; _train_generator is the one the optimiser updates.
+        self.generator_ = ema_generator if ema_generator is not None else generator
+        self._train_generator = generator
         self.discriminator_ = discriminator
         self._sample_rng = np.random.default_rng(self.seed_)
 
@@ -339,6 +399,7 @@ class ConditionalDCGAN(BaseEstimator):
         batch_size: int = 512,
         return_seeds: bool = False,
         output: str = "native",
+        filter: float | None = None,  # noqa: A002  (the word users expect)
     ) -> tuple[Any, np.ndarray] | tuple[Any, np.ndarray, np.ndarray]:
         """Generate images of the requested classes.
 
@@ -358,6 +419,11 @@ class ConditionalDCGAN(BaseEstimator):
         output : {"native", "tensor"}, default="native"
             ``"native"``: like the data ``fit`` was given. ``"tensor"``: the model's own
             form, a float32 (N, C, H, W) CPU tensor in [-1, 1].
+        filter : float, optional
+            Keep only samples that the domain classifier (``classifier_``) assigns to
+            their requested class with at least this probability, generating more until
+            every count is met exactly. The share accepted per class is stored in
+            ``acceptance_rate_``.
 
         Returns
         -------
@@ -374,10 +440,28 @@ class ConditionalDCGAN(BaseEstimator):
         """
         if output not in ("native", "tensor"):
             raise ValueError(f"output must be 'native' or 'tensor', got {output!r}.")
-        images, indices, seeds = self._generate(n_or_counts, random_state, batch_size)
+        if filter is None:
+            images, indices, seeds = self._generate(n_or_counts, random_state, batch_size)
+        else:
+            images, indices, seeds = self._generate_filtered(n_or_counts, random_state, batch_size, filter)
         X = self.input_spec_.restore(images) if output == "native" else images
         y = self.classes_[indices]
         return (X, y, seeds) if return_seeds else (X, y)
+
+    def _generate_filtered(
+        self, n_or_counts: int | Mapping[Any, int], random_state: Any, batch_size: int, threshold: float
+    ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+        self._check_is_fitted()
+        if self.classifier_ is None:
+            raise ValueError("sample(filter=...) needs the domain classifier: fit with train_classifier=True.")
+        counts = resolve_counts(n_or_counts, self.classes_)
+        base = self._base_seed(random_state, sum(counts.values()))
+        images, indices, seeds, acceptance = generate_filtered(
+            self.generator_, self.classifier_, counts, base, float(threshold), device=self.device_,
+            batch_size=batch_size,
+        )
+        self.acceptance_rate_ = {self.classes_[i].item(): rate for i, rate in acceptance.items()}
+        return images, indices, seeds
 
     def sample_from_seeds(self, classes: Sequence[Any], seeds: Sequence[int], *, batch_size: int = 512) -> Any:
         """Regenerate the images of given (class, seed) pairs, e.g. from a generation manifest."""
@@ -414,6 +498,10 @@ class ConditionalDCGAN(BaseEstimator):
         self._check_is_fitted()
         tensors: dict[str, torch.Tensor] = {}
         tensors.update({f"generator.{k}": v for k, v in self.generator_.state_dict().items()})
+        if self._train_generator is not self.generator_:
+            tensors.update({f"train_generator.{k}": v for k, v in self._train_generator.state_dict().items()})
+        if self.classifier_ is not None:
+            tensors.update({f"classifier.{k}": v for k, v in self.classifier_.state_dict().items()})
         tensors.update({f"discriminator.{k}": v for k, v in self.discriminator_.state_dict().items()})
         opt_meta = {}
         for name, opt in zip(("opt_g", "opt_d"), self._optimizers):
@@ -432,6 +520,7 @@ class ConditionalDCGAN(BaseEstimator):
             "model": self.model_config_.to_dict(),
             "training": {**self.train_config_.to_dict(), "epoch": self._state.epoch, "step": self._state.step},
             "optimizers": opt_meta,
+            "classifier": None if self.classifier_ is None else self.classifier_.cfg.to_dict(),
             "data": {
                 "classes": self.classes_.tolist(),
                 "classes_dtype": self.classes_.dtype.str,
@@ -467,7 +556,19 @@ class ConditionalDCGAN(BaseEstimator):
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f"Checkpoint description {where / 'ganaug.json'} is corrupt or mismatched: {exc!r}") from exc
         generator, discriminator = build_models(cfg)
-        for prefix, module in (("generator.", generator), ("discriminator.", discriminator)):
+        modules: list[tuple[str, torch.nn.Module]] = [("generator.", generator), ("discriminator.", discriminator)]
+        train_generator = None
+        if config.ema is not None:
+            train_generator = copy.deepcopy(generator)
+            modules.append(("train_generator.", train_generator))
+        classifier = None
+        if document.get("classifier"):
+            try:
+                classifier = DomainClassifier(ClassifierConfig.from_dict(document["classifier"]))
+            except TypeError as exc:
+                raise CheckpointError(f"Classifier description in {where / 'ganaug.json'} is corrupt: {exc}") from exc
+            modules.append(("classifier.", classifier))
+        for prefix, module in modules:
             sd = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
             try:
                 module.load_state_dict(sd, strict=True)
@@ -477,8 +578,14 @@ class ConditionalDCGAN(BaseEstimator):
                 ) from exc
         dev = resolve_device(device)
         generator, discriminator = generator.to(dev).eval(), discriminator.to(dev).eval()
-        gan._set_fitted(cfg, config, classes, np.asarray(data["class_counts"]), spec, generator, discriminator)
-        gan._optimizers = make_optimizers(generator, discriminator, config)
+        ema_generator = None
+        if train_generator is not None:
+            # generator.* holds the moving average (what samples); train_generator.* the raw weights.
+            ema_generator, generator = generator, train_generator.to(dev).eval()
+        gan._set_fitted(cfg, config, classes, np.asarray(data["class_counts"]), spec, generator, discriminator,
+                        ema_generator=ema_generator)
+        gan.classifier_ = None if classifier is None else classifier.to(dev).eval()
+        gan._optimizers = make_optimizers(gan._train_generator, discriminator, config)
         try:
             for name, opt in zip(("opt_g", "opt_d"), gan._optimizers):
                 optimizer_from_tensors(name, opt, tensors, document["optimizers"][name])

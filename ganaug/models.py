@@ -45,6 +45,7 @@ class ModelConfig:
     leak: float = 0.3
     dropout: float = 0.3
     spectral_norm: bool = False
+    minibatch_std: bool = False  # append the batch's feature std (Karras et al. 2018) against mode collapse
     init: str = "xavier"  # "xavier" (Keras default) or "normal" (N(0, 0.02), DCGAN paper)
     arch: str = "classic"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -73,6 +74,8 @@ def model_config(
     latent_dim: int = 100,
     width: int = 64,
     spectral_norm: bool = False,
+    minibatch_std: bool = False,
+    embed_dim: int = 50,
 ) -> ModelConfig:
     """Size the networks for images of ``image_shape`` = (C, H, W).
 
@@ -87,7 +90,7 @@ def model_config(
                 'Use arch="dcgan", which sizes the same design from the data.'
             )
         return ModelConfig(n_classes=n_classes, channels=c, height=h, width=w, latent_dim=latent_dim,
-                           spectral_norm=spectral_norm)
+                           spectral_norm=spectral_norm, minibatch_std=minibatch_std, embed_dim=embed_dim)
     if arch != "dcgan":
         raise ValueError(f"Unknown arch {arch!r}; choose one of {ARCHITECTURES}.")
     if width < 1:
@@ -100,7 +103,7 @@ def model_config(
     return ModelConfig(
         n_classes=n_classes, channels=c, height=h, width=w, latent_dim=latent_dim,
         g_widths=g_widths, d_widths=d_widths, base_size=base, leak=0.2, init="normal",
-        spectral_norm=spectral_norm, arch="dcgan",
+        spectral_norm=spectral_norm, minibatch_std=minibatch_std, embed_dim=embed_dim, arch="dcgan",
     )
 
 
@@ -171,6 +174,9 @@ class Discriminator(nn.Module):
         for cout in cfg.d_widths:
             layers += [nn.Conv2d(cin, cout, k, 2, pad), nn.LeakyReLU(cfg.leak), nn.Dropout(cfg.dropout)]
             cin, h, w = cout, (h + 1) // 2, (w + 1) // 2
+        if cfg.minibatch_std:
+            layers.append(MinibatchStd())
+            cin += 1
         layers.append(nn.Flatten())
         self.features = nn.Sequential(*layers)
         n_features = cin * h * w
@@ -186,6 +192,22 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = self.features(x)  # (N, F)
         return self.linear(h).squeeze(1) + (self.embed(labels) * h).sum(dim=1)
+
+
+class MinibatchStd(nn.Module):
+    """Append one feature map: the mean standard deviation of the features across groups of
+    the batch. A collapsed generator makes this near zero, which the discriminator sees."""
+
+    def __init__(self, group_size: int = 4) -> None:
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = self.group_size if n % self.group_size == 0 else n
+        std = x.reshape(g, -1, c, h, w).std(dim=0, unbiased=False)  # (N/g, C, H, W)
+        std = std.mean(dim=(1, 2, 3)).reshape(-1, 1, 1, 1).repeat(g, 1, h, w)  # (N, 1, H, W)
+        return torch.cat([x, std], dim=1)
 
 
 def build_models(cfg: ModelConfig) -> tuple[Generator, Discriminator]:

@@ -19,9 +19,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from .classifier import DomainClassifier, classifier_outputs
+
 MAX_SEED = 2**63 - 1
 
-__all__ = ["generate", "iter_generate", "latents_from_seeds", "resolve_counts", "synthetic_counts"]
+__all__ = [
+    "generate",
+    "generate_filtered",
+    "iter_generate",
+    "latents_from_seeds",
+    "resolve_counts",
+    "synthetic_counts",
+]
 
 
 def _class_index(classes: np.ndarray) -> dict[Any, int]:
@@ -175,3 +184,62 @@ def generate(
     if not chunks:
         return torch.empty(0, cfg.channels, cfg.height, cfg.width)
     return torch.cat(chunks)
+
+
+def generate_filtered(
+    generator: nn.Module,
+    classifier: DomainClassifier,
+    counts: Mapping[int, int],
+    base_seed: int,
+    threshold: float,
+    *,
+    device: torch.device | str = "cpu",
+    batch_size: int = 512,
+    max_draws_per_sample: int = 50,
+) -> tuple[torch.Tensor, np.ndarray, np.ndarray, dict[int, float]]:
+    """Generate exactly ``counts[c]`` images per class index ``c`` that the domain
+    classifier assigns to ``c`` with probability >= ``threshold``.
+
+    Rejected candidates are replaced by new ones (the seed counter runs on from
+    ``base_seed`` over the whole request, so the result is reproducible). Returns
+    (images (N, C, H, W) in [-1, 1], class indices, seeds, acceptance rate per class).
+    Raises ValueError when a class needs more than ``max_draws_per_sample`` candidates
+    per accepted image.
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"filter must be a probability threshold in [0, 1], got {threshold!r}.")
+    next_seed = base_seed
+    images, labels, seeds = [], [], []
+    acceptance: dict[int, float] = {}
+    for c, need in counts.items():
+        kept, drawn, accepted, rate = 0, 0, 0, 1.0
+        while kept < need:
+            if drawn >= max_draws_per_sample * need:
+                raise ValueError(
+                    f"Only {kept} of {need} samples of class index {c} passed filter={threshold} after {drawn} "
+                    f"draws (acceptance {accepted / drawn:.1%}). Lower the threshold or train the GAN longer."
+                )
+            # Draw enough candidates for the expected acceptance, with some margin.
+            m = min(max(16, int(np.ceil((need - kept) / max(rate, 0.02) * 1.2))), max_draws_per_sample * need - drawn)
+            cand_seeds = seeds_for(next_seed, m)
+            next_seed += m
+            cand = generate(generator, np.full(m, c), cand_seeds, device=device, batch_size=batch_size)
+            _, probs = classifier_outputs(classifier, cand)
+            ok = (probs[:, c] >= threshold).numpy()
+            take = np.flatnonzero(ok)[: need - kept]
+            images.append(cand[take])
+            seeds.append(cand_seeds[take])
+            labels.append(np.full(len(take), c, dtype=np.int64))
+            drawn += m
+            accepted += int(ok.sum())
+            kept += len(take)
+            rate = max(ok.mean(), 1e-3)
+        acceptance[c] = accepted / drawn if drawn else 1.0
+    cfg = generator.cfg  # type: ignore[union-attr]
+    empty = torch.empty(0, cfg.channels, cfg.height, cfg.width)
+    return (
+        torch.cat(images) if images else empty,
+        np.concatenate(labels) if labels else np.empty(0, np.int64),
+        np.concatenate(seeds) if seeds else np.empty(0, np.int64),
+        acceptance,
+    )

@@ -11,9 +11,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+import time
+
 import torch
 from torch import nn
 
+from .augment import diff_augment
 from .data import ImageData
 from .losses import get_loss
 from .models import Discriminator, Generator
@@ -31,6 +34,9 @@ class TrainConfig:
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     loss: str = "bce"
+    augment: str | None = None  # DiffAugment policy, e.g. "color,translation,cutout"
+    ema: float | None = None  # decay of the generator's exponential moving average
+    max_time: float | None = None  # seconds; training stops after the epoch that passes it
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -84,14 +90,17 @@ def train(
     device: torch.device,
     optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer] | None = None,
     state: TrainState | None = None,
+    ema_generator: Generator | None = None,
     callback: Callable[[TrainState], bool | None] | None = None,
     verbose: bool = True,
 ) -> TrainState:
     """Train ``generator`` and ``discriminator`` on ``data`` until ``config.max_epochs``.
 
-    ``state`` and ``optimizers`` continue an earlier run. ``callback(state)`` runs after
-    every epoch; returning ``True`` stops training. Raises ``FloatingPointError`` when a
-    loss becomes NaN or inf (the models are then unusable; keep the last checkpoint).
+    ``state`` and ``optimizers`` continue an earlier run. ``ema_generator`` (a copy of
+    ``generator``) tracks its exponential moving average with decay ``config.ema``.
+    ``callback(state)`` runs after every epoch; returning ``True`` stops training, as does
+    ``config.max_time``. Raises ``FloatingPointError`` when a loss becomes NaN or inf (the
+    models are then unusable; keep the last checkpoint).
     """
     from tqdm.auto import tqdm
 
@@ -104,6 +113,8 @@ def train(
     batch_size = min(config.batch_size, n)
     steps_per_epoch = n // batch_size  # the last incomplete batch is dropped (BatchNorm dislikes tiny batches)
     latent_dim = generator.cfg.latent_dim
+    augment = config.augment
+    started = time.perf_counter()
     generator.train()
     discriminator.train()
 
@@ -126,19 +137,21 @@ def train(
                 z = torch.randn(batch_size, latent_dim, generator=rng).to(device)
                 fake = generator(z, y)
 
-                # Update D: real -> 1, fake -> 0.
-                d_real = discriminator(real, y)
-                d_fake = discriminator(fake.detach(), y)
+                # Update D: real -> 1, fake -> 0 (both through the same augmentation).
+                d_real = discriminator(diff_augment(real, augment), y)
+                d_fake = discriminator(diff_augment(fake.detach(), augment), y)
                 loss_d = loss.d_loss(d_real, d_fake)
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 opt_d.step()
 
                 # Update G: make D call the same fakes real.
-                loss_g = loss.g_loss(discriminator(fake, y))
+                loss_g = loss.g_loss(discriminator(diff_augment(fake, augment), y))
                 opt_g.zero_grad(set_to_none=True)
                 loss_g.backward()
                 opt_g.step()
+                if ema_generator is not None:
+                    update_ema(ema_generator, generator, config.ema or 0.999)
 
                 records.append(torch.stack([loss_d.detach(), loss_g.detach(), d_real.detach().mean(), d_fake.detach().mean()]))
                 state.step += 1
@@ -158,7 +171,20 @@ def train(
                 bar.set_postfix(epoch=state.epoch, d_loss=f"{d_mean:.3f}", g_loss=f"{g_mean:.3f}")
             if callback is not None and callback(state):
                 break
+            if config.max_time is not None and time.perf_counter() - started >= config.max_time:
+                break
     bar.close()
     generator.eval()
     discriminator.eval()
+    if ema_generator is not None:
+        ema_generator.eval()
     return state
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model; buffers (BatchNorm statistics) are copied."""
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p, 1.0 - decay)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)

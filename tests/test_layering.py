@@ -11,13 +11,15 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ganaug"
 RANK = {
     "_version": 0, "_io": 0,
     "data": 1,
-    "models": 2, "losses": 2,
+    "models": 2, "losses": 2, "augment": 2, "classifier": 2,
     "trainer": 3,
     "checkpoint": 4, "grid": 4,
     "sampling": 5,
     "gan": 6,
     "datasets": 7, "sklearn": 7,
-    "__init__": 9,
+    "metrics": 8,
+    "report": 9,
+    "__init__": 12,
 }
 
 

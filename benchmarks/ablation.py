@@ -1,0 +1,122 @@
+"""Ablation of the training options, to choose ganaug's defaults by measurement.
+
+    python benchmarks/ablation.py                       # all datasets, configs, 3 seeds
+    python benchmarks/ablation.py --datasets digits --seeds 1 --configs baseline,best
+
+Datasets (held-out real images for every metric):
+* digits:   scikit-learn's 8x8 digits, 60% for training (1,078), 40% held out;
+* mnist100: 100 images per class from the 5,000-image training half of the MNIST
+            test set in ../shared/data/mnist (stratified split, seed 0), the other
+            5,000 images held out;
+* mnist500: the whole 5,000-image training half (446-568 per class; the MNIST copy
+            here holds 10,000 images, so 1,000 per class would leave nothing held out).
+Each run trains for a fixed wall-clock budget (--budget-digits / --budget-mnist
+seconds) with max_epochs unbounded, then ganaug.metrics.evaluate_generator measures
+it against up to 300 held-out images per class. The "+filter" rows re-evaluate the
+last config's models with sample(filter=0.9). Writes JSON lines to --out and prints a
+table of mean ± sd over seeds.
+"""
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from ganaug import ConditionalDCGAN, load_digits, load_idx
+from ganaug.metrics import evaluate_generator
+
+MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+CONFIGS = {
+    "baseline": {},  # the classic DCGAN recipe, sized from the data, conditioned
+    "emb10": {"embed_dim": 10},
+    "emb10+translation+lr_d": {"embed_dim": 10, "augment": "translation", "lr_d": 4e-4},
+    "emb10+translation+lr_d+sn+hinge": {"embed_dim": 10, "augment": "translation", "lr_d": 4e-4,
+                                         "spectral_norm": True, "loss": "hinge"},
+    "emb10+translation+lr_d+mbstd": {"embed_dim": 10, "augment": "translation", "lr_d": 4e-4,
+                                      "minibatch_std": True},
+    "emb10+translation+lr_d+width32": {"embed_dim": 10, "augment": "translation", "lr_d": 4e-4, "width": 32},
+}
+
+
+def datasets(names, mnist_dir):
+    out = {}
+    if "digits" in names:
+        X, y = load_digits()
+        out["digits"] = train_test_split(X, y, test_size=0.4, stratify=y, random_state=0)
+    if any(n.startswith("mnist") for n in names):
+        X, y = load_idx(mnist_dir)
+        X_pool, X_test, y_pool, y_test = train_test_split(X, y, test_size=0.5, stratify=y, random_state=0)
+        if "mnist100" in names:
+            rng = np.random.default_rng(0)
+            keep = np.concatenate([rng.choice(np.flatnonzero(y_pool == c), 100, replace=False) for c in range(10)])
+            out["mnist100"] = (X_pool[keep], X_test, y_pool[keep], y_test)
+        if "mnist500" in names:
+            out["mnist500"] = (X_pool, X_test, y_pool, y_test)
+    return out
+
+
+def summarise(rows, key):
+    values = np.asarray([r[key] for r in rows], dtype=float)
+    return f"{values.mean():.3g} ± {values.std():.2g}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datasets", default="digits,mnist100,mnist500")
+    p.add_argument("--configs", default=",".join(CONFIGS))
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--budget-digits", type=float, default=10)
+    p.add_argument("--budget-mnist", type=float, default=30)
+    p.add_argument("--filter", type=float, default=0.9)
+    p.add_argument("--data", type=Path, default=MNIST)
+    p.add_argument("--out", type=Path, default=Path("runs/ablation.jsonl"))
+    args = p.parse_args()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    configs = args.configs.split(",")
+    results = []
+    with args.out.open("a") as log:
+        for ds_name, (X_tr, X_te, y_tr, y_te) in datasets(args.datasets.split(","), args.data).items():
+            budget = args.budget_digits if ds_name == "digits" else args.budget_mnist
+            for cfg_name in configs:
+                for seed in range(args.seeds):
+                    start = time.perf_counter()
+                    gan = ConditionalDCGAN(max_epochs=100_000, max_time=budget, random_state=seed, verbose=False,
+                                           **CONFIGS[cfg_name]).fit(X_tr, y_tr)
+                    seconds = time.perf_counter() - start
+                    runs = [(cfg_name, None)] + ([(cfg_name + " +filter", args.filter)] if cfg_name == configs[-1] else [])
+                    for row_name, threshold in runs:
+                        report = evaluate_generator(gan, X_te, y_te, train_X=X_tr, train_y=y_tr, n_per_class=300,
+                                                    filter=threshold, random_state=seed)
+                        row = {"dataset": ds_name, "config": row_name, "seed": seed, "train_seconds": round(seconds, 1),
+                               "epochs": gan.n_epochs_, **{k: v for k, v in report.items() if not isinstance(v, dict)},
+                               "near_copy_fraction": report["memorisation"]["near_copy_fraction"],
+                               "acceptance": (float(np.mean(list(report["acceptance_rate"].values())))
+                                              if threshold else None)}
+                        log.write(json.dumps(row) + "\n")
+                        log.flush()
+                        results.append(row)
+                        print(f"{ds_name:9} {row_name:40} seed={seed} fid={row['fid']:.1f}/{row['fid_floor']:.1f} "
+                              f"fidelity={row['class_fidelity_mean']:.3f} P={row['precision']:.2f} "
+                              f"R={row['recall']:.2f} C={row['coverage']:.2f} CAS={row['cas']:.3f} "
+                              f"t={seconds:.0f}s", flush=True)
+    keys = ["class_fidelity_mean", "fid_ratio", "precision", "recall", "density", "coverage", "cas", "train_seconds"]
+    print("\n| dataset | config | " + " | ".join(keys) + " |")
+    print("|" + "---|" * (len(keys) + 2))
+    seen = []
+    for r in results:
+        if (r["dataset"], r["config"]) not in seen:
+            seen.append((r["dataset"], r["config"]))
+    for ds_name, cfg_name in seen:
+        rows = [r for r in results if r["dataset"] == ds_name and r["config"] == cfg_name]
+        print(f"| {ds_name} | {cfg_name} | " + " | ".join(summarise(rows, k) for k in keys) + " |")
+
+
+if __name__ == "__main__":
+    main()

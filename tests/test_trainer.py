@@ -1,0 +1,64 @@
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY
+from ganaug import ConditionalDCGAN
+from ganaug.losses import LOSSES, GANLoss
+from ganaug.trainer import update_ema
+
+
+def test_update_ema_moves_towards_the_model():
+    a, b = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        a.weight.fill_(0.0)
+        b.weight.fill_(1.0)
+    update_ema(a, b, decay=0.9)
+    assert torch.allclose(a.weight, torch.full((2, 2), 0.1))
+
+
+def test_ema_generator_samples_and_round_trips(digits, tmp_path):
+    X, y = digits
+    gan = ConditionalDCGAN(random_state=0, ema=0.9, **TINY).fit(X[:200], y[:200])
+    assert gan.generator_ is not gan._train_generator
+    raw = dict(gan._train_generator.named_parameters())
+    assert any(not torch.equal(p, raw[n]) for n, p in gan.generator_.named_parameters())
+    gan.save(tmp_path / "c")
+    loaded = ConditionalDCGAN.load(tmp_path / "c", device="cpu")
+    np.testing.assert_array_equal(loaded.sample(5, random_state=1)[0], gan.sample(5, random_state=1)[0])
+    for n, p in loaded._train_generator.named_parameters():
+        assert torch.equal(p, raw[n])
+
+
+@pytest.mark.parametrize("options", [{"augment": "translation,cutout"}, {"spectral_norm": True, "loss": "hinge"},
+                                     {"minibatch_std": True}, {"embed_dim": 4}])
+def test_training_options_train_and_reload(digits, tmp_path, options):
+    X, y = digits
+    gan = ConditionalDCGAN(random_state=0, **{**TINY, **options}).fit(X[:128], y[:128])
+    assert all(np.isfinite(v).all() for v in gan.history_.values())
+    gan.save(tmp_path / "c")
+    loaded = ConditionalDCGAN.load(tmp_path / "c")
+    np.testing.assert_array_equal(loaded.sample(4, random_state=0)[0], gan.sample(4, random_state=0)[0])
+
+
+def test_non_finite_loss_stops_training_with_a_clear_error(digits, monkeypatch):
+    X, y = digits
+    nan_loss = GANLoss(lambda r, f: (r * float("nan")).mean(), lambda f: f.mean())
+    monkeypatch.setitem(LOSSES, "nan", nan_loss)
+    with pytest.raises(FloatingPointError, match="diverged in epoch 1.*last checkpoint"):
+        ConditionalDCGAN(random_state=0, loss="nan", **TINY).fit(X[:64], y[:64])
+
+
+def test_max_time_stops_after_the_epoch_that_passes_it(digits):
+    X, y = digits
+    gan = ConditionalDCGAN(random_state=0, **{**TINY, "max_epochs": 1000, "max_time": 1e-6}).fit(X[:64], y[:64])
+    assert gan.n_epochs_ == 1
+
+
+@pytest.mark.parametrize("params, match", [({"augment": "blur"}, "Unknown augmentation"),
+                                           ({"ema": 1.5}, "ema must be a decay"),
+                                           ({"max_time": -1}, "max_time must be a positive")])
+def test_bad_training_options(digits, params, match):
+    X, y = digits
+    with pytest.raises(ValueError, match=match):
+        ConditionalDCGAN(**{**TINY, **params}).fit(X[:64], y[:64])
