@@ -33,8 +33,8 @@ from .models import ARCHITECTURES
 __all__ = ["GANAugmentedClassifier", "GANOverSampler"]
 
 # Parameters passed through to ConditionalDCGAN unchanged.
-_GAN_PARAMS = ("arch", "max_epochs", "batch_size", "width", "latent_dim", "lr_g", "lr_d", "loss",
-               "spectral_norm", "device", "verbose")
+_GAN_PARAMS = ("arch", "max_epochs", "batch_size", "width", "latent_dim", "embed_dim", "lr_g", "lr_d", "loss",
+               "spectral_norm", "minibatch_std", "augment", "ema", "device", "verbose")
 
 
 class GANOverSampler(BaseOverSampler):
@@ -65,8 +65,14 @@ class GANOverSampler(BaseOverSampler):
         parameter unfitted, so pass a checkpoint path or
         ``sklearn.frozen.FrozenEstimator(gan)`` when the sampler will be cloned. A model
         trained outside the folds sees their test rows: only use one trained elsewhere.
-    arch, max_epochs, batch_size, width, latent_dim, lr_g, lr_d, loss, spectral_norm, device, verbose
-        Passed to :class:`ganaug.ConditionalDCGAN`. ``verbose`` defaults to False here.
+    arch, max_epochs, batch_size, width, latent_dim, embed_dim, lr_g, lr_d, loss, spectral_norm, minibatch_std, \
+augment, ema, device, verbose
+        Passed to :class:`ganaug.ConditionalDCGAN`, with its defaults (``verbose`` is
+        False here).
+    filter : float, default=None
+        Keep only synthetic images that the GAN's domain classifier assigns to their class
+        with at least this probability (see ``ConditionalDCGAN.sample``); the classifier
+        is trained only when a filter is set.
     cache_dir : path, default=None
         Opt-in cache of trained GANs, keyed on a SHA-256 of X, y and every parameter that
         affects training. Refitting on the same rows (e.g. a grid search over the
@@ -114,6 +120,11 @@ class GANOverSampler(BaseOverSampler):
         "batch_size": [Interval(numbers.Integral, 2, None, closed="left"), None],
         "width": [Interval(numbers.Integral, 1, None, closed="left")],
         "latent_dim": [Interval(numbers.Integral, 1, None, closed="left")],
+        "embed_dim": [Interval(numbers.Integral, 1, None, closed="left")],
+        "minibatch_std": ["boolean"],
+        "augment": [str, None],
+        "ema": [Interval(numbers.Real, 0, 1, closed="neither"), None],
+        "filter": [Interval(numbers.Real, 0, 1, closed="both"), None],
         "lr_g": [Interval(numbers.Real, 0, None, closed="neither"), None],
         "lr_d": [Interval(numbers.Real, 0, None, closed="neither"), None],
         "loss": [StrOptions(set(LOSSES))],
@@ -136,10 +147,15 @@ class GANOverSampler(BaseOverSampler):
         batch_size: int | None = None,
         width: int = 64,
         latent_dim: int = 100,
+        embed_dim: int = 10,
         lr_g: float | None = None,
         lr_d: float | None = None,
         loss: str = "bce",
         spectral_norm: bool = False,
+        minibatch_std: bool = False,
+        augment: str | None = "translation",
+        ema: float | None = None,
+        filter: float | None = None,  # noqa: A002
         device: str = "auto",
         cache_dir: str | os.PathLike | None = None,
         verbose: bool = False,
@@ -154,10 +170,15 @@ class GANOverSampler(BaseOverSampler):
         self.batch_size = batch_size
         self.width = width
         self.latent_dim = latent_dim
+        self.embed_dim = embed_dim
         self.lr_g = lr_g
         self.lr_d = lr_d
         self.loss = loss
         self.spectral_norm = spectral_norm
+        self.minibatch_std = minibatch_std
+        self.augment = augment
+        self.ema = ema
+        self.filter = filter
         self.device = device
         self.cache_dir = cache_dir
         self.verbose = verbose
@@ -186,6 +207,7 @@ class GANOverSampler(BaseOverSampler):
         h.update(json.dumps([str(X.dtype), list(X.shape), [str(v) for v in y.tolist()]]).encode())
         settings = {name: getattr(self, name) for name in _GAN_PARAMS if name not in ("verbose", "device")}
         settings.update(image_shape=self.image_shape, value_range=self.value_range, seed=seed,
+                        classifier=self.filter is not None,
                         device=resolve_device(self.device).type, ganaug=__version__)
         h.update(json.dumps(settings, sort_keys=True, default=str).encode())
         return h.hexdigest()[:24]
@@ -198,7 +220,8 @@ class GANOverSampler(BaseOverSampler):
             if (path / "ganaug.json").is_file():
                 self.cache_hit_ = True
                 return ConditionalDCGAN.load(path, device=self.device)
-        gan = ConditionalDCGAN(random_state=seed, **{name: getattr(self, name) for name in _GAN_PARAMS})
+        gan = ConditionalDCGAN(random_state=seed, train_classifier=self.filter is not None,
+                               **{name: getattr(self, name) for name in _GAN_PARAMS})
         gan.fit(X, y, image_shape=self.image_shape, value_range=self.value_range)
         if path is not None:
             gan.save(path, overwrite=True)
@@ -223,7 +246,7 @@ class GANOverSampler(BaseOverSampler):
                 f"{data.image_shape}; check image_shape."
             )
         wanted = {c: n for c, n in self.sampling_strategy_.items() if n > 0}
-        images, labels = gan.sample(wanted, random_state=sample_seed, output="tensor")
+        images, labels = gan.sample(wanted, random_state=sample_seed, output="tensor", filter=self.filter)
         X_new = data.spec.restore(images).reshape(len(labels), -1)
         self.generator_ = gan
         self.classes_ = np.unique(y)

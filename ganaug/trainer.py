@@ -119,7 +119,8 @@ def train(
     discriminator.train()
 
     bar = tqdm(
-        total=config.max_epochs * steps_per_epoch,
+        # With a time budget the epoch limit is only a ceiling: show a count, not a bar.
+        total=config.max_epochs * steps_per_epoch if config.max_time is None else None,
         initial=state.epoch * steps_per_epoch,
         disable=not verbose,
         unit="step",

@@ -19,6 +19,7 @@ RANK = {
     "datasets": 7, "sklearn": 7,
     "metrics": 8,
     "report": 9,
+    "cli": 10, "__main__": 11,
     "__init__": 12,
 }
 

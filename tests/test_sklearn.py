@@ -269,3 +269,24 @@ def test_image_data_versions_of_the_checks_that_need_images(imbalanced_digits):
     assert clf.n_features_in_ == 64 and clf.classes_.tolist() == list(range(10))  # check_n_features_in
     with pytest.raises(ValueError, match="features"):
         clf.predict(X[:, :10])
+
+
+def test_sampler_defaults_match_the_gan():
+    """GANOverSampler restates ConditionalDCGAN's defaults (sklearn needs them in __init__)."""
+    import inspect
+
+    gan_defaults = {k: p.default for k, p in inspect.signature(ConditionalDCGAN).parameters.items()}
+    sampler_defaults = {k: p.default for k, p in inspect.signature(GANOverSampler).parameters.items()}
+    shared = set(gan_defaults) & set(sampler_defaults) - {"verbose", "random_state"}
+    assert shared >= {"max_epochs", "augment", "ema", "embed_dim", "lr_d", "minibatch_std"}
+    assert {k: sampler_defaults[k] for k in shared} == {k: gan_defaults[k] for k in shared}
+
+
+def test_filter_option(imbalanced_digits):
+    X, y = imbalanced_digits
+    sampler = _sampler(max_epochs=40, width=32, latent_dim=100, embed_dim=10, filter=0.2,
+                       sampling_strategy={0: 70, 2: 70})
+    X_res, y_res = sampler.fit_resample(X, y)
+    assert sampler.generator_.classifier_ is not None
+    assert Counter(y_res[len(y):].tolist()) == {0: 10, 2: 10}
+    assert all(0 < r <= 1 for r in sampler.generator_.acceptance_rate_.values())
