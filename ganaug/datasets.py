@@ -292,7 +292,25 @@ def _check_fitted(gan: Any) -> ConditionalDCGAN:
 # --------------------------------------------------------------------------- datasets
 
 
-class SyntheticDataset(Dataset):
+class _Epochs:
+    """Epoch control shared by the two datasets: which synthetic images are served."""
+
+    _store: _SyntheticStore
+
+    @property
+    def epoch(self) -> int:
+        return self._store.epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Serve the synthetic images of ``epoch`` (fresh seeds, same class counts)."""
+        self._store.set_epoch(epoch)
+
+    def resample(self) -> None:
+        """Move on to fresh synthetic images (the next epoch's)."""
+        self._store.set_epoch(self._store.epoch + 1)
+
+
+class SyntheticDataset(_Epochs, Dataset):
     """Only generated images, with their labels.
 
     Parameters
@@ -356,17 +374,6 @@ class SyntheticDataset(Dataset):
             target = self.target_transform(target)
         return image, target
 
-    @property
-    def epoch(self) -> int:
-        return self._store.epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        """Serve the synthetic images of ``epoch`` (fresh seeds, same class counts)."""
-        self._store.set_epoch(epoch)
-
-    def resample(self) -> None:
-        """Move on to fresh synthetic images (the next epoch's)."""
-        self._store.set_epoch(self._store.epoch + 1)
 
     def is_synthetic(self, index: int) -> bool:
         return True
@@ -376,7 +383,7 @@ class SyntheticDataset(Dataset):
         return np.ones(len(self), dtype=bool)
 
 
-class AugmentedDataset(Dataset):
+class AugmentedDataset(_Epochs, Dataset):
     """A real labelled dataset followed by class-balancing synthetic images.
 
     Items ``0 .. n_real - 1`` are the real dataset's, in order; items from ``n_real`` on
@@ -552,14 +559,3 @@ class AugmentedDataset(Dataset):
             target = self.target_transform(target)
         return image, target
 
-    @property
-    def epoch(self) -> int:
-        return self._store.epoch
-
-    def set_epoch(self, epoch: int) -> None:
-        """Serve the synthetic images of ``epoch`` (fresh seeds, same class counts)."""
-        self._store.set_epoch(epoch)
-
-    def resample(self) -> None:
-        """Move on to fresh synthetic images (the next epoch's)."""
-        self._store.set_epoch(self._store.epoch + 1)
