@@ -52,7 +52,7 @@ from torch.utils.data import Dataset, Subset, TensorDataset
 
 from .data import ArraySpec, item_spec
 from .gan import ConditionalDCGAN
-from .sampling import MAX_SEED, iter_generate, resolve_counts, synthetic_counts
+from .sampling import MAX_SEED, base_seed, iter_generate, resolve_counts, synthetic_counts
 
 __all__ = ["AugmentedDataset", "SyntheticDataset", "dataset_targets"]
 
@@ -140,16 +140,6 @@ def _format_for(kind: str, gan: ConditionalDCGAN) -> _ItemFormat:
         layout = "NHW" if c == 1 else "NHWC"
         return _ItemFormat(ArraySpec("numpy", layout, "uint8", (0.0, 255.0), ()), pil=False)
     raise ValueError(f"image_format must be 'auto', 'pil', 'tensor' or 'numpy', got {kind!r}.")
-
-
-def _seed_from(random_state: Any) -> int:
-    from sklearn.utils import check_random_state
-
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        if not 0 <= random_state < 2**62:
-            raise ValueError(f"random_state must be in [0, 2**62), got {random_state}.")
-        return int(random_state)
-    return int(check_random_state(random_state).randint(0, 2**31 - 1))
 
 
 class _SyntheticStore:
@@ -356,7 +346,7 @@ class SyntheticDataset(_Epochs, Dataset):
         self._format = _format_for(image_format, gan)
         self._class_values = gan.classes_
         self._store = _SyntheticStore(
-            gan, resolve_counts(counts, gan.classes_), seed=_seed_from(random_state), storage=storage,
+            gan, resolve_counts(counts, gan.classes_), seed=base_seed(random_state, limit=2**62 - 1), storage=storage,
             chunk_size=chunk_size, cache_dir=cache_dir, cache_chunks=cache_chunks, device=device,
         )
         self.targets = self._class_values[self._store.labels]
@@ -485,7 +475,7 @@ class AugmentedDataset(_Epochs, Dataset):
         self.synthetic_counts = synthetic_counts(self.class_counts, sampling_strategy, ratio=ratio)
         self._store = _SyntheticStore(
             gan, {to_gan[v]: k for v, k in self.synthetic_counts.items() if k > 0},
-            seed=_seed_from(random_state), storage=storage, chunk_size=chunk_size, cache_dir=cache_dir,
+            seed=base_seed(random_state, limit=2**62 - 1), storage=storage, chunk_size=chunk_size, cache_dir=cache_dir,
             cache_chunks=cache_chunks, device=device,
         )
         from_gan = {i: v for v, i in to_gan.items()}

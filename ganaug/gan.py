@@ -27,7 +27,7 @@ from .data import ArraySpec, ImageData, as_image_data
 from .grid import grid_image, save_png
 from .losses import LOSSES
 from .models import ARCHITECTURES, Discriminator, Generator, ModelConfig, build_models, model_config
-from .sampling import MAX_SEED, generate, generate_filtered, resolve_counts, seeds_for
+from .sampling import MAX_SEED, base_seed, generate, generate_filtered, resolve_counts, seeds_for
 from .trainer import HISTORY_KEYS, TrainConfig, TrainState, make_optimizers, train
 
 __all__ = ["ConditionalDCGAN", "resolve_device"]
@@ -372,16 +372,9 @@ class ConditionalDCGAN(BaseEstimator):
 
     # ------------------------------------------------------------------ sampling
 
-    def _base_seed(self, random_state: int | np.random.RandomState | np.random.Generator | None, n: int) -> int:
-        if random_state is None:
-            return int(self._sample_rng.integers(0, 2**31 - 1))
-        if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-            if not 0 <= random_state <= MAX_SEED - n:
-                raise ValueError(f"random_state must be in [0, 2**63 - 1 - n], got {random_state}.")
-            return int(random_state)
-        if isinstance(random_state, np.random.Generator):
-            return int(random_state.integers(0, 2**31 - 1))
-        return int(check_random_state(random_state).randint(0, 2**31 - 1))
+    def _base_seed(self, random_state: Any, n: int) -> int:
+        # Unseeded calls draw from the model's own stream: reproducible, yet fresh per call.
+        return base_seed(random_state, limit=MAX_SEED - n, default=self._sample_rng)
 
     def _generate(
         self, n_or_counts: int | Mapping[Any, int], random_state: Any, batch_size: int

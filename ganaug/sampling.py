@@ -24,6 +24,7 @@ from .classifier import DomainClassifier, classifier_outputs
 MAX_SEED = 2**63 - 1
 
 __all__ = [
+    "base_seed",
     "generate",
     "generate_filtered",
     "iter_generate",
@@ -130,6 +131,28 @@ def latents_from_seeds(seeds: np.ndarray | list[int], latent_dim: int) -> torch.
         rng.manual_seed(seed)
         out[i] = torch.randn(latent_dim, generator=rng)
     return out
+
+
+def base_seed(
+    random_state: int | np.random.RandomState | np.random.Generator | None,
+    *,
+    limit: int = MAX_SEED,
+    default: np.random.Generator | None = None,
+) -> int:
+    """The base seed of a request: an int is used as given (it must lie in [0, limit]);
+    a RandomState or Generator draws one; None draws from ``default`` when given, else as
+    scikit-learn's ``check_random_state(None)`` does."""
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        if not 0 <= random_state <= limit:
+            raise ValueError(f"random_state must be in [0, {limit}], got {random_state}.")
+        return int(random_state)
+    if random_state is None and default is not None:
+        random_state = default
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**31 - 1))
+    from sklearn.utils import check_random_state
+
+    return int(check_random_state(random_state).randint(0, 2**31 - 1))
 
 
 def seeds_for(base_seed: int, n: int) -> np.ndarray:
