@@ -14,7 +14,9 @@ A training run directory holds::
 
     RUN_DIR/run.json               the train settings (so --resume needs only --out)
     RUN_DIR/checkpoint/            ConditionalDCGAN.save(), after every epoch by default
-    RUN_DIR/log.jsonl              one JSON line per epoch: losses, seconds, images/s
+    RUN_DIR/log.jsonl              one JSON line per epoch: losses, seconds, images/s; and
+                                   every --monitor-every steps a line {"epoch", "step",
+                                   "metrics": class fidelity, FD, precision, recall, ...}
     RUN_DIR/samples/epoch-0005.png a grid (one row per class) every --grid-every epochs
     RUN_DIR/samples.png            the final grid
     RUN_DIR/losses.png             discriminator and generator loss per step
@@ -49,7 +51,8 @@ __all__ = ["main"]
 # (FileNotFoundError and FileExistsError are OSErrors; ganaug.CheckpointError is a ValueError.)
 USER_ERRORS = (ValueError, TypeError, OSError, FloatingPointError)
 
-# train's settings: click defaults, the keys of run.json and of a --config file.
+# train's settings: click defaults, the keys of run.json and of a --config file. Model and
+# training defaults restate ConditionalDCGAN's (a test checks that they agree).
 TRAIN_DEFAULTS: dict[str, Any] = {
     "data": None,
     "epochs": 30,
@@ -57,20 +60,24 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "image_size": None,
     "channels": None,
     "arch": "dcgan",
-    "width": 64,
+    "width": 32,
+    "kernel_size": None,
     "latent_dim": 100,
-    "loss": "bce",
-    "augment": None,
+    "loss": "hinge",
+    "spectral_norm": True,
+    "augment": "translation",
     "ema": None,
     "device": "auto",
     "seed": 0,
     "grid_every": 5,
     "checkpoint_every": 1,
+    "monitor_every": 200,
 }
 # Settings that define the model or its training stream; a resumed run must keep them.
 _FIXED_ON_RESUME = {
-    "arch": "arch", "width": "width", "latent_dim": "latent_dim", "batch_size": "batch_size", "loss": "loss",
-    "augment": "augment", "ema": "ema", "seed": "random_state",
+    "arch": "arch", "width": "width", "kernel_size": "kernel_size", "latent_dim": "latent_dim",
+    "batch_size": "batch_size", "loss": "loss", "spectral_norm": "spectral_norm", "augment": "augment",
+    "ema": "ema", "seed": "random_state",
 }
 RUN_FILE = "run.json"
 LOG_FILE = "log.jsonl"
@@ -405,9 +412,11 @@ def _train(settings: dict[str, Any], run_dir: Path, *, resume: bool, force: bool
 
     if gan is None:
         gan = ConditionalDCGAN(
-            arch=s["arch"], latent_dim=int(s["latent_dim"]), width=int(s["width"]), max_epochs=int(s["epochs"]),
-            batch_size=s["batch_size"], loss=s["loss"], augment=s["augment"], ema=s["ema"], device=s["device"],
-            random_state=int(s["seed"]), verbose=progress,
+            arch=s["arch"], latent_dim=int(s["latent_dim"]), width=int(s["width"]), kernel_size=s["kernel_size"],
+            max_epochs=int(s["epochs"]), batch_size=s["batch_size"], loss=s["loss"],
+            spectral_norm=bool(s["spectral_norm"]),
+            augment=None if str(s["augment"]).lower() in ("none", "") else s["augment"], ema=s["ema"],
+            device=s["device"], random_state=int(s["seed"]), verbose=progress,
         )
         start_epoch = start_step = 0
     else:
@@ -417,12 +426,23 @@ def _train(settings: dict[str, Any], run_dir: Path, *, resume: bool, force: bool
 
     hook = _EpochHook(run_dir, n_images=len(X), checkpoint_every=s["checkpoint_every"], grid_every=s["grid_every"],
                       saved_epoch=start_epoch, step=start_step)
+    monitor = None
+    if s["monitor_every"]:
+        from .metrics import TrainingMonitor
+
+        def log_metrics(record: dict[str, Any]) -> None:
+            line = {"epoch": record["epoch"], "step": record["step"],
+                    "metrics": {k: v for k, v in record.items() if k not in ("epoch", "step")}}
+            with open(run_dir / LOG_FILE, "a", encoding="utf-8") as f:
+                f.write(json.dumps(line) + "\n")
+
+        monitor = TrainingMonitor(X, y, random_state=int(s["seed"]), on_record=log_metrics)
     started = time.perf_counter()
     try:
-        gan.fit(X, y, resume=start_epoch > 0, callback=hook)
+        gan.fit(X, y, resume=start_epoch > 0, callback=hook, monitor=monitor, monitor_every=int(s["monitor_every"]))
     except KeyboardInterrupt:
         # The weights match the last completed epoch while the callback runs and once the
-        # epochs are done (the domain classifier trains last); then that epoch can be saved.
+        # epochs are done; then that epoch can be saved.
         done = hook.completed >= int(s["epochs"])
         if (hook.in_callback or done) and hook.saved_epoch < hook.completed and hasattr(gan, "generator_"):
             gan.save(ckpt, overwrite=True)
@@ -434,7 +454,7 @@ def _train(settings: dict[str, Any], run_dir: Path, *, resume: bool, force: bool
             click.echo(f"Interrupted before the first epoch was saved; start again with: {hint}", err=True)
         raise click.exceptions.Exit(130) from None
     seconds = time.perf_counter() - started
-    gan.save(ckpt, overwrite=True)  # now with the domain classifier
+    gan.save(ckpt, overwrite=True)
     gan.save_grid(run_dir / "samples.png", n_per_class=10, random_state=0, scale=_grid_scale(gan))
     _plot_losses(gan, run_dir / "losses.png")
     d_loss, g_loss = hook.last_losses
@@ -533,11 +553,17 @@ def _resolve_train_settings(
               help="dcgan: sized from the data; classic: the 28x28 TensorFlow DCGAN tutorial.")
 @click.option("--width", default=TRAIN_DEFAULTS["width"], show_default=True, type=click.IntRange(1),
               help="Channels of the outermost network block (dcgan).")
+@click.option("--kernel-size", type=click.IntRange(2, 7),
+              help="Kernel of dcgan's convolutions; odd adds a stride-1 block. Default: 4, or 5 below 16 pixels.")
 @click.option("--latent-dim", default=TRAIN_DEFAULTS["latent_dim"], show_default=True, type=click.IntRange(1),
               help="Size of the noise vector z.")
-@click.option("--loss", type=click.Choice(["bce", "hinge"]), default=TRAIN_DEFAULTS["loss"], show_default=True)
-@click.option("--augment", metavar="POLICY",
-              help="DiffAugment policy, e.g. translation,cutout (color, translation, cutout).")
+@click.option("--loss", type=click.Choice(["bce", "hinge"]), default=TRAIN_DEFAULTS["loss"], show_default=True,
+              help="Adversarial loss: hinge, or the classic binary cross-entropy (bce).")
+@click.option("--spectral-norm/--no-spectral-norm", default=TRAIN_DEFAULTS["spectral_norm"], show_default=True,
+              help="Spectral normalisation of the discriminator's layers.")
+@click.option("--augment", metavar="POLICY", default=TRAIN_DEFAULTS["augment"], show_default=True,
+              help="DiffAugment policy before the discriminator, comma-separated from color, translation, "
+                   "cutout; 'none' turns it off.")
 @click.option("--ema", type=click.FloatRange(0, 1, min_open=True, max_open=True),
               help="Sample from a moving average of the generator with this decay, e.g. 0.999.")
 @_device_option
@@ -547,6 +573,9 @@ def _resolve_train_settings(
               help="Write RUN_DIR/samples/epoch-NNNN.png every N epochs (0: only the final samples.png).")
 @click.option("--checkpoint-every", default=TRAIN_DEFAULTS["checkpoint_every"], show_default=True,
               type=click.IntRange(1), help="Save the checkpoint every N epochs (and at the end).")
+@click.option("--monitor-every", default=TRAIN_DEFAULTS["monitor_every"], show_default=True, type=click.IntRange(0),
+              help="Every N steps, measure a fixed sample (class fidelity, Fréchet distance, precision, recall, "
+                   "density, coverage) and log it to RUN_DIR/log.jsonl; 0 turns it off.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its last checkpoint.")
 @_force_option
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -559,7 +588,8 @@ def train(ctx: click.Context, data: str | None, out: Path | None, resume: bool, 
     """Train a conditional GAN on DATA and write the run to --out.
 
     Writes RUN_DIR/checkpoint/ (after every epoch), RUN_DIR/log.jsonl (one JSON line per
-    epoch), grids RUN_DIR/samples/epoch-NNNN.png, and at the end RUN_DIR/samples.png and
+    epoch, and sample quality every --monitor-every steps), grids
+    RUN_DIR/samples/epoch-NNNN.png, and at the end RUN_DIR/samples.png and
     RUN_DIR/losses.png. Ctrl-C keeps the last completed epoch; --resume continues from it.
 
     \b
@@ -907,7 +937,9 @@ def _info_text(ckpt: Path, meta: dict[str, Any], run: dict[str, Any] | None) -> 
         f"shape {tuple(spec.get('shape', []))}, {spec.get('container')}",
         f"model          {model.get('arch')}: latent_dim {model.get('latent_dim')}, "
         f"embed_dim {model.get('embed_dim')}, "
-        f"generator widths {model.get('g_widths')}, discriminator widths {model.get('d_widths')}"
+        f"kernel {model.get('kernel_size')}x{model.get('kernel_size')}"
+        + (" with a stride-1 block" if model.get("base_block", True) else "")
+        + f", generator widths {model.get('g_widths')}, discriminator widths {model.get('d_widths')}"
         + (", spectral norm" if model.get("spectral_norm") else "")
         + (", minibatch std" if model.get("minibatch_std") else ""),
         f"training       {training.get('epoch')}/{training.get('max_epochs')} epochs, {training.get('step')} steps, "

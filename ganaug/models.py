@@ -6,9 +6,13 @@ Two architectures share these classes:
   transposed 5x5 convolutions 256 -> 128 -> 64 -> C, BatchNorm, LeakyReLU(0.3), tanh;
   discriminator conv 64 -> conv 128 with dropout 0.3, dense 1; Glorot-uniform
   initialisation as in Keras), with class conditioning added.
-* ``"dcgan"``: the same design sized from the data: any H, W >= 8 and any channel count.
+* ``"dcgan"``: the same design sized from the data: any H, W >= 8, any channel count.
   The number of stride-2 stages is chosen so that the first feature map is 4-7 pixels a
-  side; larger outputs are centre-cropped to (H, W).
+  side; larger outputs are centre-cropped to (H, W). ``kernel_size`` picks the layout: an
+  even kernel (4, the default from 16 pixels up) gives Radford et al.'s stride-2-only
+  networks; an odd one (5, the default below 16 pixels, where a single stride-2 stage
+  alone is too small a generator) adds the tutorial's stride-1 block at the base
+  resolution. benchmarks/ablation.py compares the two.
 
 Conditioning: the generator concatenates a learned class embedding to z; the
 discriminator adds a projection term ``<embed(y), features>`` (Miyato & Koyama 2018) to its
@@ -42,6 +46,7 @@ class ModelConfig:
     d_widths: tuple[int, ...] = (64, 128)
     base_size: tuple[int, int] = (7, 7)
     kernel_size: int = 5
+    base_block: bool = True  # a stride-1 transposed conv at the base resolution (the classic tutorial's)
     leak: float = 0.3
     dropout: float = 0.3
     spectral_norm: bool = False
@@ -76,11 +81,14 @@ def model_config(
     spectral_norm: bool = False,
     minibatch_std: bool = False,
     embed_dim: int = 50,
+    kernel_size: int | None = None,
 ) -> ModelConfig:
     """Size the networks for images of ``image_shape`` = (C, H, W).
 
     ``width`` is the channel count of the last generator block (and the first
     discriminator block); each stage towards the low resolution doubles it, up to 8x.
+    ``kernel_size`` (``"dcgan"`` only): None picks 4 for images of 16 pixels a side or
+    more and 5 below; an odd kernel adds a stride-1 generator block at the base resolution.
     """
     c, h, w = image_shape
     if arch == "classic":
@@ -96,14 +104,23 @@ def model_config(
     if width < 1:
         raise ValueError(f"width must be a positive integer, got {width}.")
     stages = max(1, int(math.floor(math.log2(min(h, w) / 4))))
+    if kernel_size is None:
+        kernel_size = 5 if stages == 1 else 4
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or not 2 <= kernel_size <= 7:
+        raise ValueError(f"kernel_size must be an integer from 2 to 7 (or None), got {kernel_size!r}.")
+    base_block = kernel_size % 2 == 1
     base = (math.ceil(h / 2**stages), math.ceil(w / 2**stages))
     cap = 8 * width
-    g_widths = tuple(min(width * 2 ** (stages - i), cap) for i in range(stages + 1))
+    # One block per stride-2 stage (the last one's transposed conv makes the image), plus
+    # the stride-1 block's input width for odd kernels.
+    n_blocks = stages + 1 if base_block else stages
+    g_widths = tuple(min(width * 2 ** (n_blocks - 1 - i), cap) for i in range(n_blocks))
     d_widths = tuple(min(width * 2**i, cap) for i in range(stages))
     return ModelConfig(
         n_classes=n_classes, channels=c, height=h, width=w, latent_dim=latent_dim,
-        g_widths=g_widths, d_widths=d_widths, base_size=base, leak=0.2, init="normal",
-        spectral_norm=spectral_norm, minibatch_std=minibatch_std, embed_dim=embed_dim, arch="dcgan",
+        g_widths=g_widths, d_widths=d_widths, base_size=base, kernel_size=kernel_size, base_block=base_block,
+        leak=0.2, init="normal", spectral_norm=spectral_norm, minibatch_std=minibatch_std, embed_dim=embed_dim,
+        arch="dcgan",
     )
 
 
@@ -126,7 +143,9 @@ class Generator(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        k, pad = cfg.kernel_size, cfg.kernel_size // 2
+        k = cfg.kernel_size
+        # Padding that makes a stride-2 transposed conv exactly double the size, for odd or even k.
+        up = {"kernel_size": k, "stride": 2, "padding": (k - 1) // 2, "output_padding": k % 2, "bias": False}
         bh, bw = cfg.base_size
         w0 = cfg.g_widths[0]
         self.embed = nn.Embedding(cfg.n_classes, cfg.embed_dim)
@@ -136,19 +155,17 @@ class Generator(nn.Module):
             nn.BatchNorm2d(w0),
             nn.LeakyReLU(cfg.leak),
         )
-        layers: list[nn.Module] = [
-            # Stride 1 at the base resolution, as in the classic tutorial.
-            nn.ConvTranspose2d(w0, cfg.g_widths[1], k, 1, pad, bias=False),
-            nn.BatchNorm2d(cfg.g_widths[1]),
-            nn.LeakyReLU(cfg.leak),
-        ]
-        for cin, cout in zip(cfg.g_widths[1:-1], cfg.g_widths[2:]):
-            layers += [
-                nn.ConvTranspose2d(cin, cout, k, 2, pad, output_padding=1, bias=False),
-                nn.BatchNorm2d(cout),
-                nn.LeakyReLU(cfg.leak),
-            ]
-        layers += [nn.ConvTranspose2d(cfg.g_widths[-1], cfg.channels, k, 2, pad, output_padding=1, bias=False), nn.Tanh()]
+        layers: list[nn.Module] = []
+        widths = cfg.g_widths
+        if cfg.base_block:
+            # Stride 1 at the base resolution, as in the classic tutorial; an odd kernel keeps the size.
+            kb = k if k % 2 else k - 1
+            layers += [nn.ConvTranspose2d(w0, widths[1], kb, 1, kb // 2, bias=False), nn.BatchNorm2d(widths[1]),
+                       nn.LeakyReLU(cfg.leak)]
+            widths = widths[1:]
+        for cin, cout in zip(widths[:-1], widths[1:]):
+            layers += [nn.ConvTranspose2d(cin, cout, **up), nn.BatchNorm2d(cout), nn.LeakyReLU(cfg.leak)]
+        layers += [nn.ConvTranspose2d(widths[-1], cfg.channels, **up), nn.Tanh()]
         self.body = nn.Sequential(*layers)
         _init_weights(self, cfg.init)
         # Unit-variance class codes, like z: a tiny init would drown the class in the noise.
@@ -168,12 +185,12 @@ class Discriminator(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        k, pad = cfg.kernel_size, cfg.kernel_size // 2
+        k, pad = cfg.kernel_size, (cfg.kernel_size - 1) // 2
         layers: list[nn.Module] = []
         cin, h, w = cfg.channels, cfg.height, cfg.width
         for cout in cfg.d_widths:
             layers += [nn.Conv2d(cin, cout, k, 2, pad), nn.LeakyReLU(cfg.leak), nn.Dropout(cfg.dropout)]
-            cin, h, w = cout, (h + 1) // 2, (w + 1) // 2
+            cin, h, w = cout, (h + 2 * pad - k) // 2 + 1, (w + 2 * pad - k) // 2 + 1
         if cfg.minibatch_std:
             layers.append(MinibatchStd())
             cin += 1

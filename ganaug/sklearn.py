@@ -33,8 +33,8 @@ from .models import ARCHITECTURES
 __all__ = ["GANAugmentedClassifier", "GANOverSampler"]
 
 # Parameters passed through to ConditionalDCGAN unchanged.
-_GAN_PARAMS = ("arch", "max_epochs", "batch_size", "width", "latent_dim", "embed_dim", "lr_g", "lr_d", "loss",
-               "spectral_norm", "minibatch_std", "augment", "ema", "device", "verbose")
+_GAN_PARAMS = ("arch", "max_epochs", "batch_size", "width", "kernel_size", "latent_dim", "embed_dim", "lr_g", "lr_d",
+               "loss", "spectral_norm", "minibatch_std", "augment", "ema", "device", "verbose")
 
 
 class GANOverSampler(BaseOverSampler):
@@ -65,8 +65,8 @@ class GANOverSampler(BaseOverSampler):
         parameter unfitted, so pass a checkpoint path or
         ``sklearn.frozen.FrozenEstimator(gan)`` when the sampler will be cloned. A model
         trained outside the folds sees their test rows: only use one trained elsewhere.
-    arch, max_epochs, batch_size, width, latent_dim, embed_dim, lr_g, lr_d, loss, spectral_norm, minibatch_std, \
-augment, ema, device, verbose
+    arch, max_epochs, batch_size, width, kernel_size, latent_dim, embed_dim, lr_g, lr_d, loss, spectral_norm, \
+minibatch_std, augment, ema, device, verbose
         Passed to :class:`ganaug.ConditionalDCGAN`, with its defaults (``verbose`` is
         False here).
     filter : float, default=None
@@ -119,6 +119,7 @@ augment, ema, device, verbose
         "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 2, None, closed="left"), None],
         "width": [Interval(numbers.Integral, 1, None, closed="left")],
+        "kernel_size": [Interval(numbers.Integral, 2, 7, closed="both"), None],
         "latent_dim": [Interval(numbers.Integral, 1, None, closed="left")],
         "embed_dim": [Interval(numbers.Integral, 1, None, closed="left")],
         "minibatch_std": ["boolean"],
@@ -145,13 +146,14 @@ augment, ema, device, verbose
         arch: str = "dcgan",
         max_epochs: int = 50,
         batch_size: int | None = None,
-        width: int = 64,
+        width: int = 32,
+        kernel_size: int | None = None,
         latent_dim: int = 100,
         embed_dim: int = 10,
         lr_g: float | None = None,
         lr_d: float | None = None,
-        loss: str = "bce",
-        spectral_norm: bool = False,
+        loss: str = "hinge",
+        spectral_norm: bool = True,
         minibatch_std: bool = False,
         augment: str | None = "translation",
         ema: float | None = None,
@@ -169,6 +171,7 @@ augment, ema, device, verbose
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.width = width
+        self.kernel_size = kernel_size
         self.latent_dim = latent_dim
         self.embed_dim = embed_dim
         self.lr_g = lr_g

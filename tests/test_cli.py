@@ -60,8 +60,13 @@ def write_idx(folder, X, y):
     return folder
 
 
+def log_lines(run_dir):
+    return [json.loads(line) for line in (Path(run_dir) / "log.jsonl").read_text().splitlines()]
+
+
 def log_epochs(run_dir):
-    return [json.loads(line)["epoch"] for line in (Path(run_dir) / "log.jsonl").read_text().splitlines()]
+    """Epochs of the per-epoch lines (the --monitor-every lines carry "metrics")."""
+    return [line["epoch"] for line in log_lines(run_dir) if "metrics" not in line]
 
 
 def metadata(run_dir):
@@ -158,6 +163,24 @@ def test_train_idx_folder(tmp_path, digits):
     meta = metadata(tmp_path / "run")
     assert meta["data"]["classes"] == list(range(10)) and meta["data"]["spec"]["dtype"] == "uint8"
     assert (tmp_path / "run" / "samples.png").is_file()
+
+
+def test_train_defaults_are_the_estimators():
+    """The CLI calls the same API with the same defaults as a Python user gets."""
+    import inspect
+
+    from ganaug.cli import TRAIN_DEFAULTS
+
+    gan_defaults = {k: p.default for k, p in inspect.signature(ConditionalDCGAN).parameters.items()}
+    shared = set(TRAIN_DEFAULTS) & set(gan_defaults) - {"device"}
+    assert shared >= {"arch", "width", "latent_dim", "loss", "spectral_norm", "augment", "ema", "batch_size"}
+    assert {k: TRAIN_DEFAULTS[k] for k in shared} == {k: gan_defaults[k] for k in shared}
+
+
+def test_train_options_turn_off_the_stabilisers(tmp_path, shapes):
+    run("train", shapes, "--out", tmp_path / "run", *TINY, "--augment", "none", "--no-spectral-norm", "--loss", "bce")
+    params = metadata(tmp_path / "run")["params"]
+    assert (params["augment"], params["spectral_norm"], params["loss"]) == (None, False, "bce")
 
 
 def test_train_digits(digits_run):
@@ -480,7 +503,7 @@ def test_device_not_available(tmp_path, shapes_run, command):
 def start_training(run_dir, epochs=40):
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
     cmd = [sys.executable, "-m", "ganaug", "train", "digits", "--out", str(run_dir), "--epochs", str(epochs),
-           "--width", "8", "--latent-dim", "16", "--quiet"]
+           "--width", "8", "--latent-dim", "16", "--monitor-every", "50", "--quiet"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -489,7 +512,7 @@ def wait_for_epochs(proc, run_dir, n=2, timeout=120):
     while time.monotonic() < deadline:
         log = run_dir / "log.jsonl"
         if (run_dir / "checkpoint" / "ganaug.json").is_file() and log.is_file():
-            if len(log.read_text().splitlines()) >= n:
+            if sum('"metrics"' not in line for line in log.read_text().splitlines()) >= n:
                 return
         if proc.poll() is not None:
             pytest.fail(f"training ended early: {proc.communicate()}")
@@ -515,11 +538,16 @@ def test_resume_after_kill_continues_bit_identically(tmp_path):
     assert log_epochs(killed) == list(range(1, 41))
 
     straight = tmp_path / "straight"
-    run("train", "digits", "--out", straight, "--epochs", 40, "--width", 8, "--latent-dim", 16, "--quiet")
-    def losses(run_dir):
-        return [(r["d_loss"], r["g_loss"]) for r in map(json.loads, (run_dir / "log.jsonl").read_text().splitlines())]
+    run("train", "digits", "--out", straight, "--epochs", 40, "--width", 8, "--latent-dim", 16,
+        "--monitor-every", 50, "--quiet")
 
-    assert losses(killed) == losses(straight)
+    def losses_and_metrics(run_dir):
+        return [(r["d_loss"], r["g_loss"]) if "metrics" not in r else (r["step"], r["metrics"]) for r in log_lines(run_dir)]
+
+    assert losses_and_metrics(killed) == losses_and_metrics(straight)
+    monitored = [r for r in log_lines(straight) if "metrics" in r]
+    assert [r["step"] for r in monitored] == list(range(50, 40 * 28 + 1, 50))  # 1,797 digits: 28 steps per epoch
+    assert all(0 <= r["metrics"]["class_fidelity"] <= 1 and r["metrics"]["fid"] > 0 for r in monitored)
     assert metadata(killed)["weights"]["sha256"] == metadata(straight)["weights"]["sha256"]
 
 

@@ -5,7 +5,14 @@ from scipy import linalg
 
 from conftest import TINY
 from ganaug import ConditionalDCGAN
-from ganaug.metrics import density_coverage, evaluate_generator, format_report, frechet_distance, precision_recall
+from ganaug.metrics import (
+    TrainingMonitor,
+    density_coverage,
+    evaluate_generator,
+    format_report,
+    frechet_distance,
+    precision_recall,
+)
 
 
 def _reference_fd(a, b):
@@ -69,7 +76,7 @@ def test_precision_without_recall_for_a_collapsed_generator():
 def fitted(digits):
     X, y = digits
     # Good enough that every class can pass a modest filter.
-    gan = ConditionalDCGAN(random_state=0, max_epochs=10, verbose=False, device="cpu").fit(X[:600], y[:600])
+    gan = ConditionalDCGAN(random_state=0, max_epochs=30, verbose=False, device="cpu").fit(X[:600], y[:600])
     return gan, X, y
 
 
@@ -101,6 +108,43 @@ def test_evaluate_generator_with_custom_features_and_errors(fitted):
         evaluate_generator(gan, np.zeros((20, 9, 9)), np.arange(20) % 2)
     with pytest.raises(ValueError, match="does not know"):
         evaluate_generator(gan, X[:20], np.arange(20) // 2 + 100)
+
+
+def test_training_monitor_records_without_changing_training(digits):
+    X, y = digits
+    X, y = X[:400], y[:400]  # 12 steps per epoch at batch 32
+    monitor = TrainingMonitor(X, y, n_per_class=10)
+    params = dict(TINY, max_epochs=3)
+    watched = ConditionalDCGAN(random_state=0, **params).fit(X, y, monitor=monitor, monitor_every=5)
+    assert [r["step"] for r in monitor.records] == [5, 10, 15, 20, 25, 30, 35]
+    assert [r["epoch"] for r in monitor.records] == [1, 1, 2, 2, 3, 3, 3]
+    for r in monitor.records:
+        assert 0 <= r["class_fidelity"] <= 1 and r["fid"] >= 0
+        assert all(0 <= r[k] <= 1 for k in ("precision", "recall", "coverage"))
+    plain = ConditionalDCGAN(random_state=0, **params).fit(X, y)
+    assert watched.history_ == plain.history_  # the monitor draws nothing from the training RNG
+    torch.testing.assert_close(watched.sample(20, random_state=1, output="tensor")[0],
+                               plain.sample(20, random_state=1, output="tensor")[0], rtol=0, atol=0)
+
+
+def test_training_monitor_sees_collapse(fitted):
+    gan, X, y = fitted
+    monitor = TrainingMonitor(X[600:], y[600:], n_per_class=20)
+    healthy = monitor(gan, gan._state)
+    original = gan.generator_.forward
+    one_image = original(torch.zeros(1, gan.latent_dim), torch.zeros(1, dtype=torch.long))
+    try:
+        # Every z and class gives the same image: fidelity and recall must collapse.
+        gan.generator_.forward = lambda z, labels: one_image.expand(len(z), -1, -1, -1)
+        broken = monitor(gan, gan._state)
+    finally:
+        gan.generator_.forward = original
+    assert broken["class_fidelity"] <= 0.2 < healthy["class_fidelity"]
+    assert broken["recall"] < 0.05 < healthy["recall"]
+    assert broken["coverage"] < healthy["coverage"]
+    assert broken["fid"] > healthy["fid"]
+    with pytest.raises(ValueError, match="at least 6"):
+        TrainingMonitor(X, y, n_per_class=3)
 
 
 def test_filter_gives_exact_counts_of_confident_samples(fitted):

@@ -68,3 +68,33 @@ def test_spectral_norm_option():
     assert any("parametrizations.weight.original" in n for n in names)
     x = torch.randn(4, 1, 16, 16)
     assert torch.isfinite(d(x, torch.tensor([0, 1, 2, 0]))).all()
+
+
+def test_dcgan_uses_4x4_stride_2_convolutions_only():
+    cfg = model_config("dcgan", (1, 28, 28), 10, width=32)
+    g, d = build_models(cfg)
+    convs = [m for m in g.body if isinstance(m, nn.ConvTranspose2d)]
+    assert [(m.in_channels, m.out_channels, m.kernel_size, m.stride) for m in convs] == [
+        (64, 32, (4, 4), (2, 2)),
+        (32, 1, (4, 4), (2, 2)),
+    ]
+    assert g.project[0].out_features == 64 * 7 * 7
+    assert [(m.out_channels, m.kernel_size, m.stride) for m in d.features if isinstance(m, nn.Conv2d)] == [
+        (32, (4, 4), (2, 2)), (64, (4, 4), (2, 2))]
+    assert d.linear.in_features == 64 * 7 * 7
+
+
+def test_checkpoints_of_the_earlier_dcgan_layout_still_build():
+    """Configs saved before ``base_block`` existed rebuild the layout they were trained with."""
+    from ganaug.models import ModelConfig
+
+    old = {"n_classes": 3, "channels": 1, "height": 16, "width": 16, "latent_dim": 8, "embed_dim": 4,
+           "g_widths": [32, 16, 8], "d_widths": [8, 16], "base_size": [4, 4], "kernel_size": 5, "leak": 0.2,
+           "dropout": 0.3, "spectral_norm": False, "minibatch_std": False, "init": "normal", "arch": "dcgan",
+           "extra": {}}
+    g, d = build_models(ModelConfig.from_dict(old))
+    first = next(m for m in g.body if isinstance(m, nn.ConvTranspose2d))
+    assert (first.kernel_size, first.stride) == ((5, 5), (1, 1))
+    x = g(torch.randn(2, 8), torch.tensor([0, 2]))
+    assert x.shape == (2, 1, 16, 16) and d(x, torch.tensor([0, 2])).shape == (2,)
+    assert d.linear.in_features == 16 * 4 * 4

@@ -5,7 +5,7 @@ import torch
 from conftest import TINY
 from ganaug import ConditionalDCGAN
 from ganaug.losses import LOSSES, GANLoss
-from ganaug.trainer import update_ema
+from ganaug.trainer import ema_decay, standing_batchnorm_stats, update_ema
 
 
 def test_update_ema_moves_towards_the_model():
@@ -15,6 +15,38 @@ def test_update_ema_moves_towards_the_model():
         b.weight.fill_(1.0)
     update_ema(a, b, decay=0.9)
     assert torch.allclose(a.weight, torch.full((2, 2), 0.1))
+
+
+def test_ema_decay_ramps_up_to_the_requested_decay():
+    assert ema_decay(0.999, 0) == 0.1  # the first average is mostly the trained weights
+    assert ema_decay(0.999, 90) == 0.91
+    assert ema_decay(0.999, 100_000) == 0.999
+    assert ema_decay(0.5, 10) == 0.5
+
+
+def test_ema_generator_gets_batchnorm_stats_of_its_own_weights(digits):
+    X, y = digits
+    gan = ConditionalDCGAN(random_state=0, ema=0.9, **dict(TINY, max_epochs=2)).fit(X[:400], y[:400])
+    ema, trained = gan.generator_, gan._train_generator
+    norm = ema.project[2]
+    # update_ema copies the trained generator's statistics; fit then re-measures them.
+    assert not torch.equal(norm.running_mean, trained.project[2].running_mean)
+
+    with torch.no_grad():
+        norm.running_mean.fill_(5.0)
+        norm.running_var.fill_(100.0)
+    standing_batchnorm_stats(ema, seed=0, device=torch.device("cpu"))
+    rng = torch.Generator().manual_seed(1)
+    z = torch.randn(4096, ema.cfg.latent_dim, generator=rng)
+    labels = torch.randint(0, ema.cfg.n_classes, (4096,), generator=rng)
+    with torch.no_grad():
+        pre_norm = ema.project[:2](torch.cat([z, ema.embed(labels)], dim=1))  # (N, C, h, w) before BatchNorm
+    own_mean, own_var = pre_norm.mean(dim=(0, 2, 3)), pre_norm.var(dim=(0, 2, 3))
+    assert torch.allclose(norm.running_mean, own_mean, atol=0.1 * own_var.sqrt().max().item())
+    assert torch.allclose(norm.running_var, own_var, rtol=0.2)
+    assert not ema.training  # the mode it was in
+
+    standing_batchnorm_stats(torch.nn.Linear(2, 2), seed=0, device=torch.device("cpu"))  # no BatchNorm: no-op
 
 
 def test_ema_generator_samples_and_round_trips(digits, tmp_path):
