@@ -1,7 +1,7 @@
 """Ablation of the training options, to choose ganaug's defaults by measurement.
 
     python benchmarks/ablation.py                       # all datasets, configs, 3 seeds
-    python benchmarks/ablation.py --datasets digits --seeds 1 --configs baseline,best
+    python benchmarks/ablation.py --datasets digits --seeds 1 --configs "previous default,kernel 4 + bce"
 
 Datasets (held-out real images for every metric):
 * digits:   scikit-learn's 8x8 digits, 60% for training (1,078), 40% held out;
@@ -11,13 +11,13 @@ Datasets (held-out real images for every metric):
 * mnist500: the whole 5,000-image training half (446-568 per class; the MNIST copy
             here holds 10,000 images, so 1,000 per class would leave nothing held out).
 Each run trains for a fixed number of epochs per dataset (--epochs-digits,
---epochs-mnist100, --epochs-mnist500: about 10, 30 and 30 seconds of the default
-network on a 2-core CPU), so that runs compare at equal steps even when other work
-shares the machine; the wall time is reported beside. Then
-ganaug.metrics.evaluate_generator measures each model against up to 300 held-out
-images per class. The "+filter" rows re-evaluate the
-last config's models with sample(filter=0.9). Writes JSON lines to --out and prints a
-table of mean ± sd over seeds.
+--epochs-mnist100, --epochs-mnist500: 640, 600 and 624 steps at batch 64), so that
+runs compare at equal steps even when other work shares the machine; the wall time
+(domain classifier included) is reported beside. Then ganaug.metrics.evaluate_generator
+measures each model against up to 300 held-out images per class. The "+filter" rows
+re-evaluate the default configuration's models with sample(filter=0.9). Writes JSON lines to --out
+(an interrupted run resumes: finished runs are skipped) and prints a table of
+mean ± sd over seeds.
 """
 
 import argparse
@@ -37,18 +37,23 @@ from ganaug.metrics import evaluate_generator
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 # Each config states every option it relies on, so that the table stays valid when the
-# defaults change ("baseline" is the pre-ablation default: the classic recipe, conditioned).
-BASE = {"embed_dim": 50, "augment": None, "lr_d": 2e-4}
+# defaults change. "previous default" is the default before this table (5x5 kernels with
+# the stride-1 block, width 64, BCE, no moving average). The default now is the last row:
+# hinge + spectral norm with the moving average, kernel 5 on images under 16 pixels
+# (digits) and 4 from 16 pixels up (MNIST).
+DEFAULT = {"arch": "dcgan", "width": 32, "kernel_size": None, "embed_dim": 10, "augment": "translation",
+           "lr_g": 2e-4, "lr_d": 4e-4, "betas": (0.5, 0.999), "batch_size": 64, "loss": "hinge",
+           "spectral_norm": True, "ema": 0.999}
+NO_EMA = {**DEFAULT, "ema": None}
 CONFIGS = {
-    "baseline": BASE,
-    "emb10": {**BASE, "embed_dim": 10},
-    "emb10+translation+lr_d": {"embed_dim": 10, "augment": "translation", "lr_d": 4e-4},
-    "emb10+translation+lr_d+sn+hinge": {"embed_dim": 10, "augment": "translation", "lr_d": 4e-4,
-                                         "spectral_norm": True, "loss": "hinge"},
-    "emb10+translation+lr_d+mbstd": {"embed_dim": 10, "augment": "translation", "lr_d": 4e-4,
-                                      "minibatch_std": True},
-    "emb10+translation+lr_d+width32": {"embed_dim": 10, "augment": "translation", "lr_d": 4e-4, "width": 32},
+    "previous default": {**NO_EMA, "kernel_size": 5, "width": 64, "loss": "bce", "spectral_norm": False},
+    "kernel 4 + bce": {**NO_EMA, "kernel_size": 4, "loss": "bce", "spectral_norm": False},
+    "kernel 4 + hinge + sn": {**NO_EMA, "kernel_size": 4},
+    "kernel 5 + hinge + sn": {**NO_EMA, "kernel_size": 5},
+    "hinge + sn + cutout": {**NO_EMA, "augment": "translation,cutout"},
+    "hinge + sn + ema 0.999 (default)": DEFAULT,
 }
+DEFAULT_CONFIG = "hinge + sn + ema 0.999 (default)"  # also evaluated with the filter
 
 
 def datasets(names, mnist_dir):
@@ -69,8 +74,8 @@ def datasets(names, mnist_dir):
 
 
 def summarise(rows, key):
-    values = np.asarray([r[key] for r in rows], dtype=float)
-    return f"{values.mean():.3g} ± {values.std():.2g}"
+    values = np.asarray([r[key] for r in rows if r.get(key) is not None], dtype=float)
+    return f"{values.mean():.3g} ± {values.std():.2g}" if len(values) else "–"
 
 
 def main() -> None:
@@ -78,9 +83,9 @@ def main() -> None:
     p.add_argument("--datasets", default="digits,mnist100,mnist500")
     p.add_argument("--configs", default=",".join(CONFIGS))
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--epochs-digits", type=int, default=60)
-    p.add_argument("--epochs-mnist100", type=int, default=9)
-    p.add_argument("--epochs-mnist500", type=int, default=2)
+    p.add_argument("--epochs-digits", type=int, default=40)
+    p.add_argument("--epochs-mnist100", type=int, default=40)
+    p.add_argument("--epochs-mnist500", type=int, default=8)
     p.add_argument("--filter", type=float, default=0.9)
     p.add_argument("--data", type=Path, default=MNIST)
     p.add_argument("--out", type=Path, default=Path("runs/ablation.jsonl"))
@@ -96,13 +101,14 @@ def main() -> None:
             epochs = getattr(args, f"epochs_{ds_name}")
             for cfg_name in configs:
                 for seed in range(args.seeds):
+                    if (ds_name, cfg_name, seed) in done:
+                        continue
                     start = time.perf_counter()
                     gan = ConditionalDCGAN(max_epochs=epochs, random_state=seed, verbose=False,
                                            **CONFIGS[cfg_name]).fit(X_tr, y_tr)
                     seconds = time.perf_counter() - start
-                    if (ds_name, cfg_name, seed) in done:
-                        continue
-                    runs = [(cfg_name, None)] + ([(cfg_name + " +filter", args.filter)] if cfg_name == configs[-1] else [])
+                    runs = [(cfg_name, None)] + ([(cfg_name + " +filter", args.filter)]
+                                                     if cfg_name == DEFAULT_CONFIG else [])
                     for row_name, threshold in runs:
                         try:
                             report = evaluate_generator(gan, X_te, y_te, train_X=X_tr, train_y=y_tr, n_per_class=300,
@@ -124,13 +130,16 @@ def main() -> None:
                               f"fidelity={row['class_fidelity_mean']:.3f} P={row['precision']:.2f} "
                               f"R={row['recall']:.2f} C={row['coverage']:.2f} CAS={row['cas']:.3f} "
                               f"t={seconds:.0f}s", flush=True)
-    keys = ["class_fidelity_mean", "fid_ratio", "precision", "recall", "density", "coverage", "cas", "train_seconds"]
+    keys = ["class_fidelity_mean", "fid_ratio", "precision", "recall", "density", "coverage", "cas", "acceptance",
+            "train_seconds"]
     print("\n| dataset | config | " + " | ".join(keys) + " |")
     print("|" + "---|" * (len(keys) + 2))
     seen = []
     for r in results:
         if (r["dataset"], r["config"]) not in seen:
             seen.append((r["dataset"], r["config"]))
+    datasets_seen = [d for d, _ in seen]
+    seen.sort(key=lambda key: datasets_seen.index(key[0]))  # rows resumed from --out last: group by dataset
     for ds_name, cfg_name in seen:
         rows = [r for r in results if r["dataset"] == ds_name and r["config"] == cfg_name]
         print(f"| {ds_name} | {cfg_name} | " + " | ".join(summarise(rows, k) for k in keys) + " |")

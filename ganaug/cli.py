@@ -66,7 +66,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "loss": "hinge",
     "spectral_norm": True,
     "augment": "translation",
-    "ema": None,
+    "ema": 0.999,
     "device": "auto",
     "seed": 0,
     "grid_every": 5,
@@ -130,6 +130,25 @@ class _Size(click.ParamType):
             self.fail(f"{value!r} is not a size; use e.g. 32 or 28x32 (height x width).", param, ctx)
         h, w = match.groups()
         return int(h) if w is None else (int(h), int(w))
+
+
+class _DecayOrNone(click.ParamType):
+    """A decay in (0, 1) such as 0.999, or ``none``."""
+
+    name = "DECAY|none"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None or isinstance(value, float):
+            return value
+        if str(value).strip().lower() in ("none", "off"):
+            return None
+        try:
+            decay = float(value)
+        except ValueError:
+            decay = -1.0
+        if not 0 < decay < 1:
+            self.fail(f"{value!r} is not a decay in (0, 1) such as 0.999, or 'none'.", param, ctx)
+        return decay
 
 
 class _Channels(click.ParamType):
@@ -564,8 +583,9 @@ def _resolve_train_settings(
 @click.option("--augment", metavar="POLICY", default=TRAIN_DEFAULTS["augment"], show_default=True,
               help="DiffAugment policy before the discriminator, comma-separated from color, translation, "
                    "cutout; 'none' turns it off.")
-@click.option("--ema", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              help="Sample from a moving average of the generator with this decay, e.g. 0.999.")
+@click.option("--ema", type=_DecayOrNone(), default=TRAIN_DEFAULTS["ema"], show_default=True,
+              help="Sample from a moving average of the generator weights with this decay; 'none' samples "
+                   "from the trained generator itself.")
 @_device_option
 @click.option("--seed", default=TRAIN_DEFAULTS["seed"], show_default=True, type=click.IntRange(0),
               help="Seeds weights, batches and noise: the same seed gives the same run on a CPU.")

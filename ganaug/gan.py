@@ -77,13 +77,14 @@ class ConditionalDCGAN(BaseEstimator):
         benchmarks/ablation.py: recall 0.00 at 50 vs 0.2 at 10 on digits).
     width : int, default=32
         Channels of the outermost generator/discriminator block (``"dcgan"`` only); each
-        block nearer the base resolution doubles it. 32 trains 2x faster than 64 on a CPU
-        and scored as well in benchmarks/ablation.py.
+        block nearer the base resolution doubles it (see benchmarks/train_throughput.py
+        for the speed of each width).
     kernel_size : int, optional
         Convolution kernel of ``"dcgan"`` (2 to 7). Even kernels give Radford et al.'s
         stride-2-only networks; odd ones add the tutorial's stride-1 generator block at
         the base resolution. Default: 4 for images of 16 pixels a side or more, 5 below
-        (one stride-2 stage alone is too small a generator for 8x8 images).
+        (on 8x8 digits, 5 gave higher class fidelity, 4 higher recall; see the README's
+        ablation table).
     max_epochs : int, default=50
         Passes over the training data.
     batch_size : int, optional
@@ -106,11 +107,13 @@ class ConditionalDCGAN(BaseEstimator):
     augment : str or None, default="translation"
         DiffAugment policy applied to real and fake images before the discriminator,
         e.g. ``"translation,cutout"``; policies: ``color``, ``translation``, ``cutout``.
-    ema : float or None, default=None
-        Decay of an exponential moving average of the generator weights (e.g. 0.999),
-        ramped up over the first steps (``min(ema, (1 + step) / (10 + step))``); when set,
-        sampling uses the averaged generator, with BatchNorm statistics re-measured on
-        its own weights.
+    ema : float or None, default=0.999
+        Decay of an exponential moving average of the generator weights, ramped up over
+        the first steps (``min(ema, (1 + step) / (10 + step))``); sampling uses the
+        averaged generator, with BatchNorm statistics re-measured on its own weights.
+        None samples from the trained generator itself. The default because it gave the
+        best 5-minute MNIST runs (benchmarks/mnist_quality.py) and the best digits row of
+        benchmarks/ablation.py; see the README's tables.
     max_time : float or None, default=None
         Training time budget in seconds; training stops after the epoch that exceeds it.
     train_classifier : bool, default=True
@@ -171,7 +174,7 @@ class ConditionalDCGAN(BaseEstimator):
         spectral_norm: bool = True,
         minibatch_std: bool = False,
         augment: str | None = "translation",
-        ema: float | None = None,
+        ema: float | None = 0.999,
         max_time: float | None = None,
         train_classifier: bool = True,
         device: str = "auto",

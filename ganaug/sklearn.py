@@ -156,7 +156,7 @@ minibatch_std, augment, ema, device, verbose
         spectral_norm: bool = True,
         minibatch_std: bool = False,
         augment: str | None = "translation",
-        ema: float | None = None,
+        ema: float | None = 0.999,
         filter: float | None = None,  # noqa: A002
         device: str = "auto",
         cache_dir: str | os.PathLike | None = None,

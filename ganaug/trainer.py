@@ -179,8 +179,13 @@ def train(
             if len(epoch_history):
                 d_mean, g_mean = epoch_history[:, 0].mean().item(), epoch_history[:, 1].mean().item()
                 bar.set_postfix(epoch=state.epoch, d_loss=f"{d_mean:.3f}", g_loss=f"{g_mean:.3f}")
-            if callback is not None and callback(state):
-                break
+            if callback is not None:
+                if ema_generator is not None:
+                    # The callback may save or sample (the CLI checkpoints every epoch): give
+                    # the average the statistics of its own weights, as at the end.
+                    standing_batchnorm_stats(ema_generator, seed=seed, device=device)
+                if callback(state):
+                    break
             if config.max_time is not None and time.perf_counter() - started >= config.max_time:
                 break
     bar.close()

@@ -178,9 +178,17 @@ def test_train_defaults_are_the_estimators():
 
 
 def test_train_options_turn_off_the_stabilisers(tmp_path, shapes):
-    run("train", shapes, "--out", tmp_path / "run", *TINY, "--augment", "none", "--no-spectral-norm", "--loss", "bce")
+    run("train", shapes, "--out", tmp_path / "run", *TINY, "--augment", "none", "--no-spectral-norm", "--loss", "bce",
+        "--ema", "none")
     params = metadata(tmp_path / "run")["params"]
-    assert (params["augment"], params["spectral_norm"], params["loss"]) == (None, False, "bce")
+    assert (params["augment"], params["spectral_norm"], params["loss"], params["ema"]) == (None, False, "bce", None)
+
+
+@pytest.mark.parametrize("value", ["1", "0", "-0.5", "fast"])
+def test_train_refuses_a_bad_ema(tmp_path, shapes, value):
+    result = run("train", shapes, "--out", tmp_path / "run", *TINY, "--ema", value, ok=False)
+    assert result.exit_code == 2 and "is not a decay in (0, 1)" in result.output, result.output
+    assert not (tmp_path / "run").exists()
 
 
 def test_train_digits(digits_run):

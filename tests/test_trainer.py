@@ -49,6 +49,20 @@ def test_ema_generator_gets_batchnorm_stats_of_its_own_weights(digits):
     standing_batchnorm_stats(torch.nn.Linear(2, 2), seed=0, device=torch.device("cpu"))  # no BatchNorm: no-op
 
 
+def test_callback_sees_the_average_with_its_own_batchnorm_stats(digits):
+    """The CLI saves a checkpoint from the callback: it must sample as well as the final model."""
+    X, y = digits
+    seen = []
+
+    def callback(gan, state):
+        seen.append(gan.generator_.project[2].running_mean.clone())
+
+    gan = ConditionalDCGAN(random_state=0, ema=0.9, **TINY).fit(X[:200], y[:200], callback=callback)
+    # Re-measuring is deterministic, so the callback saw what fit leaves at the end.
+    torch.testing.assert_close(seen[-1], gan.generator_.project[2].running_mean)
+    assert not torch.equal(seen[-1], gan._train_generator.project[2].running_mean)
+
+
 def test_ema_generator_samples_and_round_trips(digits, tmp_path):
     X, y = digits
     gan = ConditionalDCGAN(random_state=0, ema=0.9, **TINY).fit(X[:200], y[:200])
