@@ -2,6 +2,7 @@
 
     python examples/mnist_imbalanced.py                 # ~4 min on a 2-core CPU
     python examples/mnist_imbalanced.py --gan-epochs 1 --steps 20   # smoke run
+    python examples/mnist_imbalanced.py --set width=64 --set ema=None  # other GAN settings
 
 Data: the 10,000 MNIST images in ../shared/data/mnist, split in half (stratified, fixed
 seed) into a training pool and a real held-out test set. The training set keeps
@@ -17,6 +18,7 @@ Prints balanced accuracy and mean recall of the minority digits on the real test
 """
 
 import argparse
+import ast
 import os
 import time
 from pathlib import Path
@@ -75,6 +77,18 @@ def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> tuple[float, flo
     return balanced_accuracy_score(y, pred), minority
 
 
+def parse_settings(items: list[str]) -> dict:
+    """--set PARAM=VALUE pairs -> keyword arguments (Python literals; bare words stay strings)."""
+    settings = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            settings[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            settings[key] = value
+    return settings
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=MNIST)
@@ -83,6 +97,8 @@ def main() -> None:
     p.add_argument("--gan-epochs", type=int, default=30)
     p.add_argument("--steps", type=int, default=500)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
+                   help="a ConditionalDCGAN parameter for the GAN row, e.g. width=64 or ema=None")
     args = p.parse_args()
 
     X, y = load_idx(args.data)
@@ -96,7 +112,8 @@ def main() -> None:
     print(f"training images per class: {np.bincount(y_train).tolist()}; test: {len(y_test)} real images")
 
     start = time.perf_counter()
-    gan = ConditionalDCGAN(max_epochs=args.gan_epochs, random_state=0).fit(X_train, y_train)
+    gan = ConditionalDCGAN(max_epochs=args.gan_epochs, random_state=0, **parse_settings(args.set))
+    gan.fit(X_train, y_train)
     print(f"GAN trained in {time.perf_counter() - start:.0f} s")
 
     real = TensorDataset(torch.from_numpy(X_train), torch.from_numpy(y_train))

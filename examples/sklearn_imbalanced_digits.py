@@ -2,6 +2,7 @@
 
     python examples/sklearn_imbalanced_digits.py            # ~2 min on a 2-core CPU
     python examples/sklearn_imbalanced_digits.py --gan-epochs 1 --folds 2   # smoke run
+    python examples/sklearn_imbalanced_digits.py --set width=32   # other GAN settings
 
 scikit-learn's digits with digits 1, 4 and 8 cut to 10% of their images. Every method
 runs inside the same imblearn Pipeline (resample the training fold only, then a
@@ -11,6 +12,7 @@ of the three minority digits (mean ± sd over folds).
 """
 
 import argparse
+import ast
 import time
 
 import numpy as np
@@ -27,10 +29,24 @@ from ganaug.sklearn import GANOverSampler
 MINORITY = [1, 4, 8]
 
 
+def parse_settings(items: list[str]) -> dict:
+    """--set PARAM=VALUE pairs -> keyword arguments (Python literals; bare words stay strings)."""
+    settings = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            settings[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            settings[key] = value
+    return settings
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gan-epochs", type=int, default=60)
     p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
+                   help="a GANOverSampler parameter, e.g. width=32 or ema=None")
     args = p.parse_args()
 
     X, y = load_digits(return_X_y=True)  # 64 features, values 0..16
@@ -49,7 +65,7 @@ def main() -> None:
         "RandomOverSampler": RandomOverSampler(random_state=0),
         "SMOTE": SMOTE(k_neighbors=3, random_state=0),
         "GANOverSampler": GANOverSampler(image_shape=(8, 8), value_range=(0, 16), max_epochs=args.gan_epochs,
-                                         random_state=0),
+                                         random_state=0, **parse_settings(args.set)),
     }
     scoring = {
         "balanced_accuracy": "balanced_accuracy",
