@@ -38,9 +38,9 @@ MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 # Each config states every option it relies on, so that the table stays valid when the
 # defaults change. "previous default" is the default before this table (5x5 kernels with
-# the stride-1 block, width 64, BCE, no moving average). The default now is the last row:
-# hinge + spectral norm with the moving average, kernel 5 on images under 16 pixels
-# (digits) and 4 from 16 pixels up (MNIST).
+# the stride-1 block, width 64, BCE, no moving average). The default now is hinge +
+# spectral norm with the moving average, kernel 5 and width 64 on images under 16 pixels
+# (digits), kernel 4 and width 32 from 16 pixels up (MNIST): see default_config_name.
 DEFAULT = {"arch": "dcgan", "width": 32, "kernel_size": None, "embed_dim": 10, "augment": "translation",
            "lr_g": 2e-4, "lr_d": 4e-4, "betas": (0.5, 0.999), "batch_size": 64, "loss": "hinge",
            "spectral_norm": True, "ema": 0.999}
@@ -51,9 +51,14 @@ CONFIGS = {
     "kernel 4 + hinge + sn": {**NO_EMA, "kernel_size": 4},
     "kernel 5 + hinge + sn": {**NO_EMA, "kernel_size": 5},
     "hinge + sn + cutout": {**NO_EMA, "augment": "translation,cutout"},
-    "hinge + sn + ema 0.999 (default)": DEFAULT,
+    "hinge + sn + ema 0.999": DEFAULT,
+    "hinge + sn + ema 0.999 + width 64": {**DEFAULT, "width": 64},
 }
-DEFAULT_CONFIG = "hinge + sn + ema 0.999 (default)"  # also evaluated with the filter
+
+
+def default_config_name(image_size: int) -> str:
+    """The row that equals the default on images of this size (also evaluated with the filter)."""
+    return "hinge + sn + ema 0.999 + width 64" if image_size < 16 else "hinge + sn + ema 0.999"
 
 
 def datasets(names, mnist_dir):
@@ -96,8 +101,10 @@ def main() -> None:
     results = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
     done = {(r["dataset"], r["config"], r["seed"]) for r in results}
     results = [r for r in results if "failed" not in r]
+    sizes = {}  # dataset -> image side, which decides its default config
     with args.out.open("a") as log:
         for ds_name, (X_tr, X_te, y_tr, y_te) in datasets(args.datasets.split(","), args.data).items():
+            sizes[ds_name] = min(X_tr.shape[1:3])
             epochs = getattr(args, f"epochs_{ds_name}")
             for cfg_name in configs:
                 for seed in range(args.seeds):
@@ -108,7 +115,7 @@ def main() -> None:
                                            **CONFIGS[cfg_name]).fit(X_tr, y_tr)
                     seconds = time.perf_counter() - start
                     runs = [(cfg_name, None)] + ([(cfg_name + " +filter", args.filter)]
-                                                     if cfg_name == DEFAULT_CONFIG else [])
+                                                     if cfg_name == default_config_name(min(X_tr.shape[1:3])) else [])
                     for row_name, threshold in runs:
                         try:
                             report = evaluate_generator(gan, X_te, y_te, train_X=X_tr, train_y=y_tr, n_per_class=300,
@@ -142,7 +149,11 @@ def main() -> None:
     seen.sort(key=lambda key: datasets_seen.index(key[0]))  # rows resumed from --out last: group by dataset
     for ds_name, cfg_name in seen:
         rows = [r for r in results if r["dataset"] == ds_name and r["config"] == cfg_name]
-        print(f"| {ds_name} | {cfg_name} | " + " | ".join(summarise(rows, k) for k in keys) + " |")
+        base = cfg_name.removesuffix(" +filter")
+        label = cfg_name
+        if ds_name in sizes and base == default_config_name(sizes[ds_name]):
+            label = base + " (default)" + cfg_name[len(base):]
+        print(f"| {ds_name} | {label} | " + " | ".join(summarise(rows, k) for k in keys) + " |")
 
 
 if __name__ == "__main__":

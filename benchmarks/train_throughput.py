@@ -27,7 +27,7 @@ def main() -> None:
     p.add_argument("--n", type=int, default=5000)
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--width", type=int, default=32, help="dcgan only")
+    p.add_argument("--width", type=int, default=None, help="dcgan only; default: the model's")
     p.add_argument("--kernel-size", type=int, default=None, help="dcgan only; default: the model's")
     p.add_argument("--device", default="auto")
     args = p.parse_args()
@@ -50,7 +50,7 @@ def main() -> None:
     images = (gan.n_steps_ - steps_before) * gan.train_config_.batch_size
     device_name = torch.cuda.get_device_name(gan.device_) if gan.device_.type == "cuda" else "cpu"
     print(json.dumps({
-        "arch": args.arch, "width": args.width if args.arch == "dcgan" else None,
+        "arch": args.arch, "width": gan.model_config_.g_widths[-1] if args.arch == "dcgan" else None,
         "kernel_size": gan.model_config_.kernel_size, "device": device_name, "torch_threads": torch.get_num_threads(),
         "batch_size": gan.train_config_.batch_size, "images": images, "seconds": round(seconds, 2),
         "images_per_s": round(images / seconds, 1),

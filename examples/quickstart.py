@@ -1,6 +1,6 @@
 """ganaug quick start: learn the 8x8 digits bundled with scikit-learn, then sample any class.
 
-    python examples/quickstart.py            # ~25 s on a 2-core CPU
+    python examples/quickstart.py            # ~16 s on a 2-core CPU
     python examples/quickstart.py --epochs 2 --out /tmp/quick   # a smoke run
 
 Writes ``<out>/checkpoint/`` and ``<out>/samples.png`` (one row per digit) and prints how

@@ -75,10 +75,13 @@ class ConditionalDCGAN(BaseEstimator):
         Size of the generator's learned class code, concatenated to z. Larger codes let
         the class drown out z and the generator collapse within each class (measured by
         benchmarks/ablation.py: recall 0.00 at 50 vs 0.2 at 10 on digits).
-    width : int, default=32
+    width : int, optional
         Channels of the outermost generator/discriminator block (``"dcgan"`` only); each
-        block nearer the base resolution doubles it (see benchmarks/train_throughput.py
-        for the speed of each width).
+        block nearer the base resolution doubles it. Default: 32 for images of 16 pixels a
+        side or more (64 is better per step but 2.2x slower on a CPU, and lost to 32 in 5
+        minutes of MNIST training), 64 below, where it costs seconds (rare 8x8 digits were
+        recognised far better with it in examples/sklearn_imbalanced_digits.py). See the
+        README's "Measured quality".
     kernel_size : int, optional
         Convolution kernel of ``"dcgan"`` (2 to 7). Even kernels give Radford et al.'s
         stride-2-only networks; odd ones add the tutorial's stride-1 generator block at
@@ -163,7 +166,7 @@ class ConditionalDCGAN(BaseEstimator):
         arch: str = "dcgan",
         latent_dim: int = 100,
         embed_dim: int = 10,
-        width: int = 32,
+        width: int | None = None,
         kernel_size: int | None = None,
         max_epochs: int = 50,
         batch_size: int | None = None,
@@ -214,6 +217,8 @@ class ConditionalDCGAN(BaseEstimator):
             raise ValueError(f"kernel_size must be an integer from 2 to 7 or None, got {self.kernel_size!r}.")
         for name in ("latent_dim", "embed_dim", "width", "max_epochs"):
             value = getattr(self, name)
+            if name == "width" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}.")
         if self.batch_size is not None and (not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 2):
@@ -343,7 +348,7 @@ class ConditionalDCGAN(BaseEstimator):
             self.seed_ = seed
             cfg = model_config(
                 self.arch, data.image_shape, len(data.classes), latent_dim=int(self.latent_dim),
-                width=int(self.width), spectral_norm=bool(self.spectral_norm),
+                width=None if self.width is None else int(self.width), spectral_norm=bool(self.spectral_norm),
                 kernel_size=None if self.kernel_size is None else int(self.kernel_size),
                 minibatch_std=bool(self.minibatch_std), embed_dim=int(self.embed_dim),
             )

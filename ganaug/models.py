@@ -77,7 +77,7 @@ def model_config(
     n_classes: int,
     *,
     latent_dim: int = 100,
-    width: int = 64,
+    width: int | None = None,
     spectral_norm: bool = False,
     minibatch_std: bool = False,
     embed_dim: int = 50,
@@ -87,6 +87,7 @@ def model_config(
 
     ``width`` is the channel count of the last generator block (and the first
     discriminator block); each stage towards the low resolution doubles it, up to 8x.
+    None picks 64 for images under 16 pixels a side (one stride-2 stage) and 32 above.
     ``kernel_size`` (``"dcgan"`` only): None picks 4 for images of 16 pixels a side or
     more and 5 below; an odd kernel adds a stride-1 generator block at the base resolution.
     """
@@ -101,9 +102,11 @@ def model_config(
                            spectral_norm=spectral_norm, minibatch_std=minibatch_std, embed_dim=embed_dim)
     if arch != "dcgan":
         raise ValueError(f"Unknown arch {arch!r}; choose one of {ARCHITECTURES}.")
+    stages = max(1, int(math.floor(math.log2(min(h, w) / 4))))
+    if width is None:
+        width = 64 if stages == 1 else 32
     if width < 1:
         raise ValueError(f"width must be a positive integer, got {width}.")
-    stages = max(1, int(math.floor(math.log2(min(h, w) / 4))))
     if kernel_size is None:
         kernel_size = 5 if stages == 1 else 4
     if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or not 2 <= kernel_size <= 7:

@@ -84,6 +84,13 @@ def test_dcgan_uses_4x4_stride_2_convolutions_only():
     assert d.linear.in_features == 64 * 7 * 7
 
 
+@pytest.mark.parametrize("shape, kernel, width", [((1, 8, 8), 5, 64), ((1, 12, 12), 5, 64), ((1, 16, 16), 4, 32),
+                                                  ((3, 28, 28), 4, 32)])
+def test_dcgan_default_kernel_and_width_follow_the_image_size(shape, kernel, width):
+    cfg = model_config("dcgan", shape, 3)
+    assert (cfg.kernel_size, cfg.d_widths[0], cfg.g_widths[-1]) == (kernel, width, width)
+
+
 def test_checkpoints_of_the_earlier_dcgan_layout_still_build():
     """Configs saved before ``base_block`` existed rebuild the layout they were trained with."""
     from ganaug.models import ModelConfig
