@@ -121,6 +121,14 @@ def train(
     started = time.perf_counter()
     generator.train()
     discriminator.train()
+    measured_at = [-1]  # the step at which the average's BatchNorm statistics were last measured
+
+    def refresh_average() -> None:
+        # update_ema hands the average the trained generator's BatchNorm statistics at every
+        # step: re-measure them for its own weights before anyone samples it.
+        if ema_generator is not None and measured_at[0] != state.step:
+            standing_batchnorm_stats(ema_generator, seed=seed, device=device)
+            measured_at[0] = state.step
 
     bar = tqdm(
         # With a time budget the epoch limit is only a ceiling: show a count, not a bar.
@@ -162,8 +170,7 @@ def train(
                 state.step += 1
                 bar.update(1)
                 if monitor is not None and monitor_every > 0 and state.step % monitor_every == 0:
-                    if ema_generator is not None:
-                        standing_batchnorm_stats(ema_generator, seed=seed, device=device)
+                    refresh_average()
                     monitor(state)
                     generator.train()  # in case the monitor left it in eval mode
             epoch_history = torch.stack(records).cpu() if records else torch.empty(0, len(HISTORY_KEYS))
@@ -180,10 +187,7 @@ def train(
                 d_mean, g_mean = epoch_history[:, 0].mean().item(), epoch_history[:, 1].mean().item()
                 bar.set_postfix(epoch=state.epoch, d_loss=f"{d_mean:.3f}", g_loss=f"{g_mean:.3f}")
             if callback is not None:
-                if ema_generator is not None:
-                    # The callback may save or sample (the CLI checkpoints every epoch): give
-                    # the average the statistics of its own weights, as at the end.
-                    standing_batchnorm_stats(ema_generator, seed=seed, device=device)
+                refresh_average()  # the callback may save or sample (the CLI checkpoints every epoch)
                 if callback(state):
                     break
             if config.max_time is not None and time.perf_counter() - started >= config.max_time:
@@ -191,8 +195,8 @@ def train(
     bar.close()
     generator.eval()
     discriminator.eval()
+    refresh_average()
     if ema_generator is not None:
-        standing_batchnorm_stats(ema_generator, seed=seed, device=device)
         ema_generator.eval()
     return state
 
