@@ -962,6 +962,7 @@ def _info_text(ckpt: Path, meta: dict[str, Any], run: dict[str, Any] | None) -> 
         + (" with a stride-1 block" if model.get("base_block", True) else "")
         + f", generator widths {model.get('g_widths')}, discriminator widths {model.get('d_widths')}"
         + (", spectral norm" if model.get("spectral_norm") else "")
+        + (f", dropout {model['dropout']:g}" if model.get("dropout") else "")
         + (", minibatch std" if model.get("minibatch_std") else ""),
         f"training       {training.get('epoch')}/{training.get('max_epochs')} epochs, {training.get('step')} steps, "
         f"batch {training.get('batch_size')}, lr_g {training.get('lr_g')}, lr_d {training.get('lr_d')}, "

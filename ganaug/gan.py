@@ -104,6 +104,11 @@ class ConditionalDCGAN(BaseEstimator):
         Spectral normalisation of the discriminator's layers. Hinge + spectral norm is the
         default because it beat BCE on fidelity, Fréchet distance and CAS in
         benchmarks/ablation.py.
+    dropout : float, optional
+        Dropout rate after each discriminator block. Default: 0.3 for ``"classic"`` (the
+        tutorial's), 0 for ``"dcgan"``: with spectral norm and DiffAugment, dropping it
+        made training 1.4x faster on a CPU with equal or better class fidelity and a lower
+        Fréchet distance (README's "Measured quality").
     minibatch_std : bool, default=False
         Minibatch standard-deviation layer in the discriminator (Karras et al. 2018), which
         lets it see a generator that makes the same image for every z.
@@ -175,6 +180,7 @@ class ConditionalDCGAN(BaseEstimator):
         betas: tuple[float, float] | None = None,
         loss: str = "hinge",
         spectral_norm: bool = True,
+        dropout: float | None = None,
         minibatch_std: bool = False,
         augment: str | None = "translation",
         ema: float | None = 0.999,
@@ -196,6 +202,7 @@ class ConditionalDCGAN(BaseEstimator):
         self.betas = betas
         self.loss = loss
         self.spectral_norm = spectral_norm
+        self.dropout = dropout
         self.minibatch_std = minibatch_std
         self.augment = augment
         self.ema = ema
@@ -229,6 +236,9 @@ class ConditionalDCGAN(BaseEstimator):
                 raise ValueError(f"{name} must be a positive number, got {value!r}.")
         if self.betas is not None and (len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas)):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}.")
+        if self.dropout is not None and (isinstance(self.dropout, bool) or not isinstance(
+                self.dropout, (int, float, np.floating)) or not 0 <= self.dropout < 1):
+            raise ValueError(f"dropout must be a rate in [0, 1) or None, got {self.dropout!r}.")
         check_policy(self.augment)
         if self.ema is not None and not (isinstance(self.ema, float) and 0 < self.ema < 1):
             raise ValueError(f"ema must be a decay in (0, 1) such as 0.999, or None; got {self.ema!r}.")
@@ -351,6 +361,7 @@ class ConditionalDCGAN(BaseEstimator):
                 width=None if self.width is None else int(self.width), spectral_norm=bool(self.spectral_norm),
                 kernel_size=None if self.kernel_size is None else int(self.kernel_size),
                 minibatch_std=bool(self.minibatch_std), embed_dim=int(self.embed_dim),
+                dropout=None if self.dropout is None else float(self.dropout),
             )
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)  # weight initialisation, inside the forked RNG

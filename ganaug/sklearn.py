@@ -34,7 +34,7 @@ __all__ = ["GANAugmentedClassifier", "GANOverSampler"]
 
 # Parameters passed through to ConditionalDCGAN unchanged.
 _GAN_PARAMS = ("arch", "max_epochs", "batch_size", "width", "kernel_size", "latent_dim", "embed_dim", "lr_g", "lr_d",
-               "loss", "spectral_norm", "minibatch_std", "augment", "ema", "device", "verbose")
+               "loss", "spectral_norm", "dropout", "minibatch_std", "augment", "ema", "device", "verbose")
 
 
 class GANOverSampler(BaseOverSampler):
@@ -66,7 +66,7 @@ class GANOverSampler(BaseOverSampler):
         ``sklearn.frozen.FrozenEstimator(gan)`` when the sampler will be cloned. A model
         trained outside the folds sees their test rows: only use one trained elsewhere.
     arch, max_epochs, batch_size, width, kernel_size, latent_dim, embed_dim, lr_g, lr_d, loss, spectral_norm, \
-minibatch_std, augment, ema, device, verbose
+dropout, minibatch_std, augment, ema, device, verbose
         Passed to :class:`ganaug.ConditionalDCGAN`, with its defaults (``verbose`` is
         False here).
     filter : float, default=None
@@ -122,6 +122,7 @@ minibatch_std, augment, ema, device, verbose
         "kernel_size": [Interval(numbers.Integral, 2, 7, closed="both"), None],
         "latent_dim": [Interval(numbers.Integral, 1, None, closed="left")],
         "embed_dim": [Interval(numbers.Integral, 1, None, closed="left")],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left"), None],
         "minibatch_std": ["boolean"],
         "augment": [str, None],
         "ema": [Interval(numbers.Real, 0, 1, closed="neither"), None],
@@ -154,6 +155,7 @@ minibatch_std, augment, ema, device, verbose
         lr_d: float | None = None,
         loss: str = "hinge",
         spectral_norm: bool = True,
+        dropout: float | None = None,
         minibatch_std: bool = False,
         augment: str | None = "translation",
         ema: float | None = 0.999,
@@ -178,6 +180,7 @@ minibatch_std, augment, ema, device, verbose
         self.lr_d = lr_d
         self.loss = loss
         self.spectral_norm = spectral_norm
+        self.dropout = dropout
         self.minibatch_std = minibatch_std
         self.augment = augment
         self.ema = ema

@@ -118,6 +118,10 @@ def train(
     steps_per_epoch = n // batch_size  # the last incomplete batch is dropped (BatchNorm dislikes tiny batches)
     latent_dim = generator.cfg.latent_dim
     augment = config.augment
+    # Real and fake batches go through D in one pass (one spectral-norm power iteration and
+    # fewer kernel launches: benchmarks/train_throughput.py); the minibatch-std layer must
+    # see them apart, or its statistic would mix the two.
+    one_pass = not discriminator.cfg.minibatch_std
     started = time.perf_counter()
     generator.train()
     discriminator.train()
@@ -151,8 +155,13 @@ def train(
                 fake = generator(z, y)
 
                 # Update D: real -> 1, fake -> 0 (both through the same augmentation).
-                d_real = discriminator(diff_augment(real, augment), y)
-                d_fake = discriminator(diff_augment(fake.detach(), augment), y)
+                if one_pass:
+                    both = diff_augment(torch.cat([real, fake.detach()]), augment)
+                    logits = discriminator(both, torch.cat([y, y]))
+                    d_real, d_fake = logits[:batch_size], logits[batch_size:]
+                else:
+                    d_real = discriminator(diff_augment(real, augment), y)
+                    d_fake = discriminator(diff_augment(fake.detach(), augment), y)
                 loss_d = loss.d_loss(d_real, d_fake)
                 opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()

@@ -165,6 +165,7 @@ def test_save_grid_has_one_row_per_class(tiny_gan, tmp_path):
         ({"batch_size": 1}, ValueError, "batch_size must be an integer >= 2"),
         ({"lr_g": -1.0}, ValueError, "lr_g must be a positive number"),
         ({"betas": (0.5, 1.5)}, ValueError, "betas must be two numbers"),
+        ({"dropout": 1.5}, ValueError, "dropout must be a rate"),
         ({"device": "cuda:7"} if not torch.cuda.is_available() else {"device": "cuda:99"}, ValueError, "not available"),
         ({"device": "toaster"}, ValueError, "Unknown device"),
     ],

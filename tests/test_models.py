@@ -91,6 +91,18 @@ def test_dcgan_default_kernel_and_width_follow_the_image_size(shape, kernel, wid
     assert (cfg.kernel_size, cfg.d_widths[0], cfg.g_widths[-1]) == (kernel, width, width)
 
 
+def test_dropout_is_the_tutorials_for_classic_and_off_for_dcgan():
+    dropouts = lambda d: [m.p for m in d.modules() if isinstance(m, nn.Dropout)]  # noqa: E731
+    _, plain = build_models(model_config("dcgan", (1, 28, 28), 10))
+    _, dropped = build_models(model_config("dcgan", (1, 28, 28), 10, dropout=0.5))
+    _, classic = build_models(model_config("classic", (1, 28, 28), 10))
+    assert (dropouts(plain), dropouts(dropped), dropouts(classic)) == ([], [0.5, 0.5], [0.3, 0.3])
+    # The same state-dict keys with or without dropout: either checkpoint loads into either layout.
+    assert plain.state_dict().keys() == dropped.state_dict().keys()
+    with pytest.raises(ValueError, match="dropout must be a rate in"):
+        model_config("dcgan", (1, 28, 28), 10, dropout=1.0)
+
+
 def test_checkpoints_of_the_earlier_dcgan_layout_still_build():
     """Configs saved before ``base_block`` existed rebuild the layout they were trained with."""
     from ganaug.models import ModelConfig
