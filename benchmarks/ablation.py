@@ -39,14 +39,16 @@ MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 # Each config states every option it relies on, so that the table stays valid when the
 # defaults change. "previous default" is the default before this table (5x5 kernels with
 # the stride-1 block, width 64, BCE, no moving average). The rows up to "+ width 64" keep
-# the discriminator's dropout 0.3 of the classic design; the default now is the
-# "- dropout" row: hinge + spectral norm with the moving average, no dropout, kernel 5
-# and width 64 on images under 16 pixels (digits), kernel 4 and width 32 from 16 pixels
-# up (MNIST): see default_config_name.
+# the discriminator's dropout 0.3 of the classic design, and all but the last two Adam
+# betas (0.5, 0.999); the default now is the "- dropout + betas 0/0.9" row: hinge +
+# spectral norm with the moving average, no dropout, betas (0, 0.9), kernel 5 and width
+# 64 on images under 16 pixels (digits), kernel 4 and width 32 from 16 pixels up (MNIST):
+# see default_config_name.
 DEFAULT = {"arch": "dcgan", "width": 32, "kernel_size": None, "embed_dim": 10, "augment": "translation",
-           "lr_g": 2e-4, "lr_d": 4e-4, "betas": (0.5, 0.999), "batch_size": 64, "loss": "hinge",
+           "lr_g": 2e-4, "lr_d": 4e-4, "betas": (0.0, 0.9), "batch_size": 64, "loss": "hinge",
            "spectral_norm": True, "dropout": 0.0, "ema": 0.999}
-DROPOUT = {**DEFAULT, "dropout": 0.3}
+BETAS_05 = {**DEFAULT, "betas": (0.5, 0.999)}
+DROPOUT = {**BETAS_05, "dropout": 0.3}
 NO_EMA = {**DROPOUT, "ema": None}
 CONFIGS = {
     "previous default": {**NO_EMA, "kernel_size": 5, "width": 64, "loss": "bce", "spectral_norm": False},
@@ -56,15 +58,17 @@ CONFIGS = {
     "hinge + sn + cutout": {**NO_EMA, "augment": "translation,cutout"},
     "hinge + sn + ema 0.999": DROPOUT,
     "hinge + sn + ema 0.999 + width 64": {**DROPOUT, "width": 64},
-    "hinge + sn + ema 0.999 - dropout": DEFAULT,
-    "hinge + sn + ema 0.999 + width 64 - dropout": {**DEFAULT, "width": 64},
+    "hinge + sn + ema 0.999 - dropout": BETAS_05,
+    "hinge + sn + ema 0.999 + width 64 - dropout": {**BETAS_05, "width": 64},
+    "hinge + sn + ema 0.999 - dropout + betas 0/0.9": DEFAULT,
+    "hinge + sn + ema 0.999 + width 64 - dropout + betas 0/0.9": {**DEFAULT, "width": 64},
 }
 
 
 def default_config_name(image_size: int) -> str:
     """The row that equals the default on images of this size (also evaluated with the filter)."""
-    return ("hinge + sn + ema 0.999 + width 64 - dropout" if image_size < 16
-            else "hinge + sn + ema 0.999 - dropout")
+    return ("hinge + sn + ema 0.999 + width 64 - dropout + betas 0/0.9" if image_size < 16
+            else "hinge + sn + ema 0.999 - dropout + betas 0/0.9")
 
 
 def datasets(names, mnist_dir):
