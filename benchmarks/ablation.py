@@ -11,8 +11,9 @@ Datasets (held-out real images for every metric):
 * mnist500: the whole 5,000-image training half (446-568 per class; the MNIST copy
             here holds 10,000 images, so 1,000 per class would leave nothing held out).
 Each run trains for a fixed number of epochs per dataset (--epochs-digits,
---epochs-mnist100, --epochs-mnist500: 640, 600 and 624 steps at batch 64), so that
-runs compare at equal steps even when other work shares the machine; the wall time
+--epochs-mnist100, --epochs-mnist500: 640, 600 and 624 steps at batch 64, twice as many
+at batch 32), so that runs compare at equal images seen even when other work shares the
+machine; the wall time
 (domain classifier included) is reported beside. Then ganaug.metrics.evaluate_generator
 measures each model against up to 300 held-out images per class. The "+filter" rows
 re-evaluate the default configuration's models with sample(filter=0.9). Writes JSON lines to --out
@@ -45,9 +46,10 @@ MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 # 64 on images under 16 pixels (digits), kernel 4 and width 32 from 16 pixels up (MNIST):
 # see default_config_name.
 DEFAULT = {"arch": "dcgan", "width": 32, "kernel_size": None, "embed_dim": 10, "augment": "translation",
-           "lr_g": 2e-4, "lr_d": 4e-4, "betas": (0.0, 0.9), "batch_size": 64, "loss": "hinge",
+           "lr_g": 2e-4, "lr_d": 4e-4, "betas": (0.0, 0.9), "batch_size": 32, "loss": "hinge",
            "spectral_norm": True, "dropout": 0.0, "ema": 0.999}
-BETAS_05 = {**DEFAULT, "betas": (0.5, 0.999)}
+BATCH_64 = {**DEFAULT, "batch_size": 64}
+BETAS_05 = {**BATCH_64, "betas": (0.5, 0.999)}
 DROPOUT = {**BETAS_05, "dropout": 0.3}
 NO_EMA = {**DROPOUT, "ema": None}
 CONFIGS = {
@@ -60,15 +62,17 @@ CONFIGS = {
     "hinge + sn + ema 0.999 + width 64": {**DROPOUT, "width": 64},
     "hinge + sn + ema 0.999 - dropout": BETAS_05,
     "hinge + sn + ema 0.999 + width 64 - dropout": {**BETAS_05, "width": 64},
-    "hinge + sn + ema 0.999 - dropout + betas 0/0.9": DEFAULT,
-    "hinge + sn + ema 0.999 + width 64 - dropout + betas 0/0.9": {**DEFAULT, "width": 64},
+    "hinge + sn + ema 0.999 - dropout + betas 0/0.9": BATCH_64,
+    "hinge + sn + ema 0.999 + width 64 - dropout + betas 0/0.9": {**BATCH_64, "width": 64},
+    "hinge + sn + ema 0.999 - dropout + betas 0/0.9 + batch 32": DEFAULT,
+    "hinge + sn + ema 0.999 + width 64 - dropout + betas 0/0.9 + batch 32": {**DEFAULT, "width": 64},
 }
 
 
 def default_config_name(image_size: int) -> str:
     """The row that equals the default on images of this size (also evaluated with the filter)."""
-    return ("hinge + sn + ema 0.999 + width 64 - dropout + betas 0/0.9" if image_size < 16
-            else "hinge + sn + ema 0.999 - dropout + betas 0/0.9")
+    return ("hinge + sn + ema 0.999 + width 64 - dropout + betas 0/0.9 + batch 32" if image_size < 16
+            else "hinge + sn + ema 0.999 - dropout + betas 0/0.9 + batch 32")
 
 
 def datasets(names, mnist_dir):

@@ -565,7 +565,7 @@ def _resolve_train_settings(
               help="Run directory to write (required; may come from --config).")
 @click.option("--epochs", default=TRAIN_DEFAULTS["epochs"], show_default=True, type=click.IntRange(1),
               help="Epochs to train in total (on --resume: the new total).")
-@click.option("--batch-size", type=click.IntRange(2), help="Default: 64 for dcgan, 256 for classic.")
+@click.option("--batch-size", type=click.IntRange(2), help="Default: 32 for dcgan, 256 for classic.")
 @click.option("--image-size", type=_Size(), help="Resize image-folder images on load: 32 or HxW such as 28x32.")
 @click.option("--channels", type=_Channels(),
               help="Read image-folder images as grey (1) or RGB (3). Default: grey if all images are.")
