@@ -13,8 +13,7 @@ Datasets (held-out real images for every metric):
 Each run trains for a fixed number of epochs per dataset (--epochs-digits,
 --epochs-mnist100, --epochs-mnist500: 640, 600 and 624 steps at batch 64, twice as many
 at batch 32), so that runs compare at equal images seen even when other work shares the
-machine; the wall time
-(domain classifier included) is reported beside. Then ganaug.metrics.evaluate_generator
+machine; the wall time (domain classifier included) is reported beside. Then ganaug.metrics.evaluate_generator
 measures each model against up to 300 held-out images per class. The "+filter" rows
 re-evaluate the default configuration's models with sample(filter=0.9). Writes JSON lines to --out
 (an interrupted run resumes: finished runs are skipped) and prints a table of
@@ -39,12 +38,12 @@ MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 # Each config states every option it relies on, so that the table stays valid when the
 # defaults change. "previous default" is the default before this table (5x5 kernels with
-# the stride-1 block, width 64, BCE, no moving average). The rows up to "+ width 64" keep
-# the discriminator's dropout 0.3 of the classic design, and all but the last two Adam
-# betas (0.5, 0.999); the default now is the "- dropout + betas 0/0.9" row: hinge +
-# spectral norm with the moving average, no dropout, betas (0, 0.9), kernel 5 and width
-# 64 on images under 16 pixels (digits), kernel 4 and width 32 from 16 pixels up (MNIST):
-# see default_config_name.
+# the stride-1 block, width 64, BCE, no moving average). Rows without "- dropout" keep
+# the discriminator's dropout 0.3 of the classic design, rows without "betas 0/0.9" Adam
+# betas (0.5, 0.999), rows without "batch 32" batch 64. The default now is the last row:
+# hinge + spectral norm with the moving average, no dropout, betas (0, 0.9), batch 32,
+# kernel 5 and width 64 on images under 16 pixels (digits), kernel 4 and width 32 from 16
+# pixels up (MNIST): see default_config_name.
 DEFAULT = {"arch": "dcgan", "width": 32, "kernel_size": None, "embed_dim": 10, "augment": "translation",
            "lr_g": 2e-4, "lr_d": 4e-4, "betas": (0.0, 0.9), "batch_size": 32, "loss": "hinge",
            "spectral_norm": True, "dropout": 0.0, "ema": 0.999}
