@@ -92,7 +92,7 @@ class ConditionalDCGAN(BaseEstimator):
         Passes over the training data.
     batch_size : int, optional
         Default: 256 for ``"classic"``; 32 for ``"dcgan"``, whose small networks make
-        a CPU step nearly as fast at 32 as at 64: twice the steps per epoch for ~1.4x the
+        a CPU step nearly as fast at 32 as at 64: twice the steps per epoch for 1.2-1.4x the
         time, which raised CAS and class fidelity in 5-minute MNIST runs (README's
         "Measured quality").
     lr_g, lr_d : float, optional
