@@ -184,8 +184,8 @@ def evaluate_generator(
     dict
         ``fid``, ``fid_floor``, ``fid_ratio``, per-class ``fid_per_class`` and
         ``fid_floor_per_class``, ``precision``, ``recall``, ``density``, ``coverage``,
-        ``class_fidelity`` (per class), ``class_fidelity_mean``, ``real_accuracy`` (the
-        classifier on real images), ``cas`` and ``cas_real_baseline``, ``memorisation``,
+        ``class_fidelity`` (per class), ``class_fidelity_mean``, ``real_accuracy`` and
+        ``real_accuracy_per_class`` (the classifier on real images), ``cas`` and ``cas_real_baseline``, ``memorisation``,
         plus the sample sizes used. How each is computed: see the module docstring.
     """
     gan._check_is_fitted()
@@ -246,7 +246,14 @@ def evaluate_generator(
         str(gan.classes_[c].item()): float((fake_pred[fake_labels == c] == c).mean()) for c in counts
     }
     report["class_fidelity_mean"] = float((fake_pred == fake_labels).mean())
-    report["real_accuracy"] = float((real_probs.argmax(1).numpy() == labels[second]).mean())
+    real_correct = real_probs.argmax(1).numpy() == labels[second]
+    report["real_accuracy"] = float(real_correct.mean())
+    # The same judge on real images of each class: low fidelity next to low real accuracy
+    # is a weak judge (a rare class it barely learned), not necessarily a weak generator.
+    report["real_accuracy_per_class"] = {
+        str(gan.classes_[c].item()): float(real_correct[labels[second] == c].mean())
+        for c in counts if (labels[second] == c).any()
+    }
 
     # CAS: same classifier recipe trained on fakes only vs on the first real half; tested on the second.
     test_x, test_y = images[second], labels[second]
@@ -388,12 +395,13 @@ def format_report(report: dict[str, Any]) -> str:
         f"to nearest {report['memorisation']['reference'].split(' (')[0]} "
         f"{report['memorisation']['pixel_nn_median']:.2f} (real-to-real {report['memorisation']['real_pixel_nn_median']:.2f})",
         "",
-        f"{'class':<12}{'fidelity':>10}{'FD':>10}{'FD floor':>10}",
+        f"{'class':<12}{'fidelity':>10}{'judge on real':>15}{'FD':>10}{'FD floor':>10}",
     ]
     for name, fid in report["class_fidelity"].items():
+        real = report["real_accuracy_per_class"].get(name, float("nan"))
         fd = report["fid_per_class"].get(name, float("nan"))
         floor = report["fid_floor_per_class"].get(name, float("nan"))
-        lines.append(f"{name:<12}{fid:>10.1%}{fd:>10.2f}{floor:>10.2f}")
+        lines.append(f"{name:<12}{fid:>10.1%}{real:>15.1%}{fd:>10.2f}{floor:>10.2f}")
     lines.append(
         f"\n{report['n_fake']} generated vs {report['n_real_reference']} real images; features: {report['feature_space']}"
     )

@@ -90,11 +90,15 @@ def test_evaluate_generator_report(fitted):
     assert 0 <= report["precision"] <= 1 and 0 <= report["coverage"] <= 1
     assert set(report["class_fidelity"]) == {str(c) for c in range(10)}
     assert report["real_accuracy"] > 0.8  # the domain classifier works on real digits
+    per_class = report["real_accuracy_per_class"]
+    assert set(per_class) == set(report["class_fidelity"]) and all(0 <= a <= 1 for a in per_class.values())
+    # The overall accuracy is a weighted mean of the per-class ones.
+    assert min(per_class.values()) <= report["real_accuracy"] <= max(per_class.values())
     assert report["n_fake"] == report["n_real_floor"]
     mem = report["memorisation"]
     assert mem["reference"] == "training images" and 0 <= mem["near_copy_fraction"] <= 1
     text = format_report(report)
-    assert "Fréchet distance" in text and "CAS" in text and "near-copies" in text
+    assert "Fréchet distance" in text and "CAS" in text and "near-copies" in text and "judge on real" in text
     import json
 
     json.dumps(report)  # JSON-serialisable
