@@ -34,7 +34,9 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -317,6 +319,7 @@ class _EpochHook:
         self.completed = saved_epoch
         self.last_step = step
         self.in_callback = False
+        self.interrupted = False  # set by the SIGINT handler of `train`
         self.last_losses: tuple[float | None, float | None] = (None, None)
         self.started = self.last_time = time.perf_counter()
 
@@ -346,6 +349,10 @@ class _EpochHook:
                           random_state=0, scale=_grid_scale(gan))
         self.last_step = state.step
         self.last_time = time.perf_counter()
+        if self.interrupted:
+            # Ctrl-C came, but its KeyboardInterrupt was lost: Python drops exceptions raised
+            # inside finalisers (__del__, weakref callbacks). Stop here, after a full epoch.
+            raise KeyboardInterrupt
         self.in_callback = False
 
 
@@ -458,6 +465,13 @@ def _train(settings: dict[str, Any], run_dir: Path, *, resume: bool, force: bool
 
         monitor = TrainingMonitor(X, y, random_state=int(s["seed"]), on_record=log_metrics)
     started = time.perf_counter()
+    previous_handler = None
+    if threading.current_thread() is threading.main_thread():
+        def on_sigint(signum: int, frame: Any) -> None:
+            hook.interrupted = True
+            raise KeyboardInterrupt
+
+        previous_handler = signal.signal(signal.SIGINT, on_sigint)
     try:
         gan.fit(X, y, resume=start_epoch > 0, callback=hook, monitor=monitor, monitor_every=int(s["monitor_every"]))
     except KeyboardInterrupt:
@@ -473,6 +487,9 @@ def _train(settings: dict[str, Any], run_dir: Path, *, resume: bool, force: bool
         else:
             click.echo(f"Interrupted before the first epoch was saved; start again with: {hint}", err=True)
         raise click.exceptions.Exit(130) from None
+    finally:
+        if previous_handler is not None:
+            signal.signal(signal.SIGINT, previous_handler)
     seconds = time.perf_counter() - started
     gan.save(ckpt, overwrite=True)
     gan.save_grid(run_dir / "samples.png", n_per_class=10, random_state=0, scale=_grid_scale(gan))

@@ -574,6 +574,22 @@ def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
     assert log_epochs(out)[:saved] == list(range(1, saved + 1))
 
 
+def test_a_lost_ctrl_c_still_stops_training_after_the_epoch(tmp_path):
+    # Python drops a KeyboardInterrupt raised inside a finaliser; the SIGINT handler also
+    # sets `interrupted`, and the epoch hook then stops training with the epoch saved.
+    from ganaug import load_digits
+    from ganaug.cli import _EpochHook
+
+    X, y = load_digits()
+    hook = _EpochHook(tmp_path, n_images=len(X), checkpoint_every=1, grid_every=0, saved_epoch=0, step=0)
+    hook.interrupted = True
+    gan = ConditionalDCGAN(max_epochs=5, width=8, latent_dim=16, train_classifier=False, verbose=False, random_state=0)
+    with pytest.raises(KeyboardInterrupt):
+        gan.fit(X, y, callback=hook)
+    assert hook.completed == hook.saved_epoch == 1 and hook.in_callback
+    assert ConditionalDCGAN.load(tmp_path / "checkpoint").n_epochs_ == 1
+
+
 def test_resume_refuses_to_change_the_model(tmp_path, shapes, shapes_run):
     import shutil
 
