@@ -40,14 +40,17 @@ MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 # defaults change. "previous default" is the default before this table (5x5 kernels with
 # the stride-1 block, width 64, BCE, no moving average). Rows without "- dropout" keep
 # the discriminator's dropout 0.3 of the classic design, rows without "betas 0/0.9" Adam
-# betas (0.5, 0.999), rows without "batch 32" batch 64. The default now is the last row:
-# hinge + spectral norm with the moving average, no dropout, betas (0, 0.9), batch 32,
-# kernel 5 and width 64 on images under 16 pixels (digits), kernel 4 and width 32 from 16
-# pixels up (MNIST): see default_config_name.
+# betas (0.5, 0.999), rows without "batch 32" batch 64, rows without "lr" Adam 2e-4 (G) /
+# 4e-4 (D). The default now is the last row: hinge + spectral norm with the moving
+# average, no dropout, betas (0, 0.9), batch 32, Adam 6e-4 / 1.2e-3, kernel 5 and width
+# 64 on images under 16 pixels (digits), kernel 4 and width 32 from 16 pixels up (MNIST):
+# see default_config_name.
 DEFAULT = {"arch": "dcgan", "width": 32, "kernel_size": None, "embed_dim": 10, "augment": "translation",
-           "lr_g": 2e-4, "lr_d": 4e-4, "betas": (0.0, 0.9), "batch_size": 32, "loss": "hinge",
+           "lr_g": 6e-4, "lr_d": 1.2e-3, "betas": (0.0, 0.9), "batch_size": 32, "loss": "hinge",
            "spectral_norm": True, "dropout": 0.0, "ema": 0.999}
-BATCH_64 = {**DEFAULT, "batch_size": 64}
+LR_2X = {**DEFAULT, "lr_g": 4e-4, "lr_d": 8e-4}
+LR_1X = {**DEFAULT, "lr_g": 2e-4, "lr_d": 4e-4}
+BATCH_64 = {**LR_1X, "batch_size": 64}
 BETAS_05 = {**BATCH_64, "betas": (0.5, 0.999)}
 DROPOUT = {**BETAS_05, "dropout": 0.3}
 NO_EMA = {**DROPOUT, "ema": None}
@@ -63,15 +66,19 @@ CONFIGS = {
     "hinge + sn + ema 0.999 + width 64 - dropout": {**BETAS_05, "width": 64},
     "hinge + sn + ema 0.999 - dropout + betas 0/0.9": BATCH_64,
     "hinge + sn + ema 0.999 + width 64 - dropout + betas 0/0.9": {**BATCH_64, "width": 64},
-    "hinge + sn + ema 0.999 - dropout + betas 0/0.9 + batch 32": DEFAULT,
-    "hinge + sn + ema 0.999 + width 64 - dropout + betas 0/0.9 + batch 32": {**DEFAULT, "width": 64},
+    "hinge + sn + ema 0.999 - dropout + betas 0/0.9 + batch 32": LR_1X,
+    "hinge + sn + ema 0.999 + width 64 - dropout + betas 0/0.9 + batch 32": {**LR_1X, "width": 64},
+    "hinge + sn + ema 0.999 - dropout + betas 0/0.9 + batch 32 + lr 4e-4/8e-4": LR_2X,
+    "hinge + sn + ema 0.999 + width 64 - dropout + betas 0/0.9 + batch 32 + lr 4e-4/8e-4": {**LR_2X, "width": 64},
+    "hinge + sn + ema 0.999 - dropout + betas 0/0.9 + batch 32 + lr 6e-4/1.2e-3": DEFAULT,
+    "hinge + sn + ema 0.999 + width 64 - dropout + betas 0/0.9 + batch 32 + lr 6e-4/1.2e-3": {**DEFAULT, "width": 64},
 }
 
 
 def default_config_name(image_size: int) -> str:
     """The row that equals the default on images of this size (also evaluated with the filter)."""
-    return ("hinge + sn + ema 0.999 + width 64 - dropout + betas 0/0.9 + batch 32" if image_size < 16
-            else "hinge + sn + ema 0.999 - dropout + betas 0/0.9 + batch 32")
+    return ("hinge + sn + ema 0.999 + width 64 - dropout + betas 0/0.9 + batch 32 + lr 6e-4/1.2e-3" if image_size < 16
+            else "hinge + sn + ema 0.999 - dropout + betas 0/0.9 + batch 32 + lr 6e-4/1.2e-3")
 
 
 def datasets(names, mnist_dir):
