@@ -33,8 +33,9 @@ from .trainer import HISTORY_KEYS, TrainConfig, TrainState, make_optimizers, tra
 __all__ = ["ConditionalDCGAN", "resolve_device"]
 
 # Per-architecture optimiser defaults: "classic" is the TensorFlow tutorial's; "dcgan"
-# uses two-timescale rates (lr_d = 2 lr_g) three times Radford et al.'s 2e-4, SNGAN's betas
-# (0, 0.9) and batch 32, chosen by benchmarks/ablation.py and benchmarks/mnist_quality.py.
+# uses three times Radford et al.'s lr 2e-4 for G and twice that for D (two time-scales),
+# SNGAN's betas (0, 0.9) and batch 32, chosen by benchmarks/ablation.py and
+# benchmarks/mnist_quality.py.
 _ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "classic": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.9, 0.999), "batch_size": 256},
     "dcgan": {"lr_g": 6e-4, "lr_d": 1.2e-3, "betas": (0.0, 0.9), "batch_size": 32},

@@ -185,8 +185,9 @@ def evaluate_generator(
         ``fid``, ``fid_floor``, ``fid_ratio``, per-class ``fid_per_class`` and
         ``fid_floor_per_class``, ``precision``, ``recall``, ``density``, ``coverage``,
         ``class_fidelity`` (per class), ``class_fidelity_mean``, ``real_accuracy`` and
-        ``real_accuracy_per_class`` (the classifier on real images), ``cas`` and ``cas_real_baseline``, ``memorisation``,
-        plus the sample sizes used. How each is computed: see the module docstring.
+        ``real_accuracy_per_class`` (the classifier on real images), ``cas`` and
+        ``cas_real_baseline``, ``memorisation``, plus the sample sizes used. How each is
+        computed: see the module docstring.
     """
     gan._check_is_fitted()
     data = as_image_data(X, y, image_shape=image_shape, value_range=value_range)
