@@ -100,8 +100,8 @@ class ConditionalDCGAN(BaseEstimator):
         Adam learning rates of the generator and discriminator. Default: 1e-4 for
         ``"classic"`` (the tutorial's); for ``"dcgan"`` 6e-4 (G) and 1.2e-3 (D): against
         2e-4 / 4e-4 they lowered the Fréchet distance and raised CAS of 5-minute MNIST
-        runs in both seeds and on the MNIST rows of benchmarks/ablation.py (README's
-        "Measured quality").
+        runs in all three seeds measured and on the MNIST rows of benchmarks/ablation.py
+        (README's "Measured quality").
     betas : (float, float), optional
         Adam betas. Default: (0.9, 0.999) for ``"classic"``; (0.0, 0.9) for ``"dcgan"``
         (Miyato et al. 2018's, with hinge loss and spectral norm): against Radford et al.'s
