@@ -18,7 +18,6 @@ distance and CAS of that run.
 """
 
 import argparse
-import ast
 import json
 import os
 import time
@@ -32,6 +31,8 @@ from sklearn.model_selection import train_test_split
 from ganaug import ConditionalDCGAN, load_idx
 from ganaug.metrics import evaluate_generator, format_report
 from ganaug.report import write_report
+
+from _settings import parse_settings  # benchmarks/_settings.py, beside this script
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
@@ -48,13 +49,7 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
                    help="override a ConditionalDCGAN parameter (a Python literal, e.g. ema=None, augment=None)")
     args = p.parse_args()
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        try:
-            overrides[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            overrides[key] = value  # a bare string such as loss=bce
+    overrides = parse_settings(args.set)
 
     X, y = load_idx(args.data)
     X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.5, stratify=y, random_state=0)

@@ -17,7 +17,6 @@ GAN's own domain classifier, which is itself weak on classes it saw a few times:
 """
 
 import argparse
-import ast
 import json
 import os
 import time
@@ -32,6 +31,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.svm import SVC
 
 from ganaug import ConditionalDCGAN
+
+from _settings import parse_settings  # benchmarks/_settings.py, beside this script
 
 RARE = [5, 6, 7, 8, 9]
 
@@ -48,13 +49,7 @@ def main() -> None:
     p.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
                    help="a ConditionalDCGAN parameter (a Python literal, e.g. ema=None)")
     args = p.parse_args()
-    settings = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        try:
-            settings[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            settings[key] = value
+    settings = parse_settings(args.set)
 
     X, y = load_digits(return_X_y=True)
     X = X.reshape(-1, 8, 8) / 16.0
