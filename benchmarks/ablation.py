@@ -41,10 +41,10 @@ MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 # the stride-1 block, width 64, BCE, no moving average). Rows without "- dropout" keep
 # the discriminator's dropout 0.3 of the classic design, rows without "betas 0/0.9" Adam
 # betas (0.5, 0.999), rows without "batch 32" batch 64, rows without "lr" Adam 2e-4 (G) /
-# 4e-4 (D). The default now is the last row: hinge + spectral norm with the moving
-# average, no dropout, betas (0, 0.9), batch 32, Adam 6e-4 / 1.2e-3, kernel 5 and width
-# 64 on images under 16 pixels (digits), kernel 4 and width 32 from 16 pixels up (MNIST):
-# see default_config_name.
+# 4e-4 (D). The default now is one of the two "+ lr 6e-4/1.2e-3" rows: hinge + spectral
+# norm with the moving average, no dropout, betas (0, 0.9), batch 32, Adam 6e-4 / 1.2e-3,
+# kernel 5 and width 64 on images under 16 pixels (digits), kernel 4 and width 32 from 16
+# pixels up (MNIST): see default_config_name.
 DEFAULT = {"arch": "dcgan", "width": 32, "kernel_size": None, "embed_dim": 10, "augment": "translation",
            "lr_g": 6e-4, "lr_d": 1.2e-3, "betas": (0.0, 0.9), "batch_size": 32, "loss": "hinge",
            "spectral_norm": True, "dropout": 0.0, "ema": 0.999}
