@@ -45,3 +45,48 @@ def make_images(n=40, shape=(12, 12), n_classes=2, dtype=np.uint8, seed=0):
         X = rng.random(size=(n, *shape)).astype(dtype)
     y = np.arange(n) % n_classes
     return X, y
+
+
+class Bounds:
+    """Peak extra resident memory and wall time of a block, for tests of hostile inputs.
+
+    Linux only: the peak is reset through ``/proc/self/clear_refs`` (value 5) and read from
+    ``VmHWM``, so allocations by numpy, torch and C libraries all count, not only Python's.
+    """
+
+    def __init__(self) -> None:
+        self.extra_mb = 0.0
+        self.seconds = 0.0
+
+    @staticmethod
+    def _status(field: str) -> int:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+        raise RuntimeError(f"{field} not in /proc/self/status")
+
+    def __enter__(self) -> "Bounds":
+        import gc
+        import time
+
+        gc.collect()
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        self._rss0 = self._status("VmRSS")
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import time
+
+        self.seconds = time.perf_counter() - self._t0
+        self.extra_mb = (self._status("VmHWM") - self._rss0) / 2**20
+
+
+@pytest.fixture
+def bounds():
+    """``with bounds() as b: ...`` then assert on ``b.extra_mb`` and ``b.seconds``."""
+    if not Path("/proc/self/clear_refs").exists():
+        pytest.skip("memory bounds need Linux's /proc/self/clear_refs")
+    return Bounds
