@@ -24,7 +24,9 @@ def test_round_trip_gives_same_samples(tiny_gan, tmp_path):
     assert loaded.get_params() == {**tiny_gan.get_params(), "device": "cpu"}
     assert loaded.classes_.dtype == tiny_gan.classes_.dtype
     assert loaded.input_spec_ == tiny_gan.input_spec_
-    assert loaded.history_ == pytest.approx(tiny_gan.history_)
+    assert loaded.history_.keys() == tiny_gan.history_.keys()
+    for key, values in tiny_gan.history_.items():  # pytest >= 9's approx refuses nested dicts
+        assert loaded.history_[key] == pytest.approx(values), key
     meta = read_metadata(path)
     assert meta["model"]["height"] == 8 and meta["data"]["spec"]["dtype"] == "float32"
     assert meta["torch_version"] == torch.__version__ and "ganaug_version" in meta
