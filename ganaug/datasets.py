@@ -26,8 +26,11 @@ Storage
 -------
 ``"memory"`` (default) generates all synthetic images once, in batches, when the dataset
 is made or resampled, in the main process (workers share them). ``"disk"`` streams them
-into a ``.npy`` file under ``cache_dir`` (reused when it exists) and reads it memory-mapped:
-RAM stays flat for millions of items. ``"lazy"`` generates chunk by chunk on first access,
+into a ``.npy`` file under ``cache_dir`` and reads it memory-mapped: RAM stays flat for
+millions of items. Beside it a ``.json`` record holds the cache key, shape, dtype and the
+SHA-256 of the images; a cache is reused only when the record and the file agree (the
+hash is checked once per construction, about a second per GB), and is otherwise
+generated again, with a warning. ``"lazy"`` generates chunk by chunk on first access,
 on the CPU (also inside DataLoader workers, which never touch CUDA), keeping the
 ``cache_chunks`` most recent chunks; it suits sequential access with ``chunk_size`` equal
 to the DataLoader's batch size (each worker then generates exactly its own batches).
@@ -39,8 +42,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import os
 import sys
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -50,6 +55,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Subset, TensorDataset
 
+from ._io import disk_errors
 from .data import ArraySpec, item_spec
 from .gan import ConditionalDCGAN
 from .sampling import MAX_SEED, base_seed, iter_generate, resolve_counts, synthetic_counts
@@ -193,7 +199,7 @@ class _SyntheticStore:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._chunks = OrderedDict()
-        if self.storage == "disk":
+        if self.storage == "disk":  # verified by the main process when it made the dataset
             self._images = np.load(self._cache_path(), mmap_mode="r")
 
     def seeds(self, start: int, stop: int) -> np.ndarray:
@@ -222,37 +228,78 @@ class _SyntheticStore:
             self._images = torch.cat(chunks) if chunks else torch.empty(0, *self.image_shape)
         elif self.storage == "disk":
             path = self._cache_path()
-            if not path.is_file():
+            if not path.exists():
                 self._write_disk_cache(path)
+            else:
+                problem = self._disk_cache_problem(path)
+                if problem is not None:
+                    # stacklevel 4: the caller's dataset construction, set_epoch or resample.
+                    warnings.warn(f"Disk cache {path} {problem}; generating it again.", UserWarning, stacklevel=4)
+                    self._write_disk_cache(path)
             self._images = np.load(path, mmap_mode="r")
 
-    def _cache_path(self) -> Path:
+    def _cache_key(self) -> str:
         if self._model_hash is None:
             h = hashlib.sha256()
             for key, value in sorted(self.generator.state_dict().items()):
                 h.update(key.encode())
                 h.update(value.detach().cpu().contiguous().numpy().tobytes())
             self._model_hash = h.hexdigest()
-        key = hashlib.sha256(
+        return hashlib.sha256(
             f"{self._model_hash}|{self.seed}|{self.epoch}|{self.chunk_size}".encode() + self.labels.tobytes()
-        ).hexdigest()[:24]
+        ).hexdigest()
+
+    def _cache_path(self) -> Path:
         assert self.cache_dir is not None
-        return self.cache_dir / f"ganaug-synthetic-{key}.npy"
+        return self.cache_dir / f"ganaug-synthetic-{self._cache_key()[:24]}.npy"
+
+    def _cache_record(self) -> dict[str, Any]:
+        """What the ``.json`` beside a disk cache must say, less the images' SHA-256."""
+        return {"key": self._cache_key(), "shape": [self.n, *self.image_shape], "dtype": "float32"}
+
+    def _disk_cache_problem(self, path: Path) -> str | None:
+        """Why the cache at ``path`` must not be reused, or None when its record vouches for it."""
+        try:
+            record = json.loads(path.with_suffix(".json").read_text())
+        except (OSError, ValueError):
+            return "has no readable record (.json) beside it"
+        expected = self._cache_record()
+        if not isinstance(record, dict) or any(record.get(k) != v for k, v in expected.items()):
+            return "has a record (.json) for other images"
+        try:
+            images = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            return f"cannot be read ({exc})"
+        if list(images.shape) != expected["shape"] or images.dtype != np.float32 or not images.flags.c_contiguous:
+            return f"holds a {images.dtype} array of shape {images.shape}, not the {expected['shape']} its record says"
+        if _sha256(images) != record.get("sha256"):
+            return "holds other images than its record's SHA-256 (the file was changed or replaced)"
+        return None
 
     def _write_disk_cache(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        record_path = path.with_suffix(".json")
+        record_tmp = record_path.with_name(f".{record_path.name}.{os.getpid()}.tmp")
         try:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(self.n, *self.image_shape))
-            start = 0
-            for batch in self._generate(0, self.n):
-                out[start : start + len(batch)] = batch.numpy()
-                start += len(batch)
-            out.flush()
-            del out
+            # Plain writes, not a memory map: on a full disk a write raises ENOSPC, while a
+            # store into a memory map kills the process with SIGBUS.
+            h = hashlib.sha256()  # of the bytes as stored, hashed while they are written
+            with disk_errors(path, "writing the synthetic-image cache"), open(tmp, "wb") as f:
+                header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                          "shape": (self.n, *self.image_shape)}
+                np.lib.format.write_array_header_2_0(f, header)
+                for batch in self._generate(0, self.n):
+                    data = np.ascontiguousarray(batch.numpy(), dtype=np.float32)
+                    f.write(data.tobytes())
+                    h.update(data)
             os.replace(tmp, path)  # a half-written cache never looks complete
+            # The record goes last: an array without its record is never trusted.
+            record_tmp.write_text(json.dumps({**self._cache_record(), "sha256": h.hexdigest()}))
+            os.replace(record_tmp, record_path)
         finally:
             tmp.unlink(missing_ok=True)
+            record_tmp.unlink(missing_ok=True)
 
     def __getitem__(self, j: int) -> torch.Tensor:
         if self.storage == "memory":
@@ -270,6 +317,16 @@ class _SyntheticStore:
         else:
             self._chunks.move_to_end(chunk)
         return images[j - chunk * self.chunk_size]
+
+
+def _sha256(images: np.ndarray) -> str:
+    """SHA-256 of a C-contiguous array's bytes, read in 64 MiB slices (a memory map stays unloaded)."""
+    h = hashlib.sha256()
+    flat = images.reshape(-1)
+    step = max(1, 2**26 // images.dtype.itemsize)
+    for start in range(0, flat.size, step):
+        h.update(flat[start : start + step])
+    return h.hexdigest()
 
 
 def _check_fitted(gan: Any) -> ConditionalDCGAN:
