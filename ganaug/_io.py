@@ -1,10 +1,51 @@
-"""Atomic file writes: a reader never sees a half-written file."""
+"""Safe file output: atomic writes, and folders that ganaug replaces only when it wrote them.
+
+* :func:`atomic_write_bytes`: a reader never sees a half-written file, and the file gets
+  the permissions the umask asks for (``tempfile.mkstemp`` alone would give 0600).
+* :func:`check_output_dir` / :func:`remove_output_dir`: the rule of git, which refuses to
+  touch what it did not write. An existing non-empty output is replaced only with
+  ``force`` and only when it carries one of ganaug's own markers (a ``run.json``,
+  ``manifest.csv``, ``ganaug.json`` or ``report.json`` that ganaug wrote); a symbolic link
+  is never followed out of the output.
+* :func:`refuse_overlap`: an output is never an input, nor inside one, nor around one.
+* :func:`clean_stale_partials`: the ``OUT.partial-PID`` / ``OUT.old-PID`` folders of a
+  killed run are removed by the next one.
+* :func:`disk_errors`: a full or read-only disk becomes one error naming the path.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import json
 import os
+import re
+import shutil
+import stat
 import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
+
+# Marker file -> how to recognise ganaug's own copy of it (its first bytes).
+_MARKER_READ_LIMIT = 1 << 20
+MANIFEST_HEADER = "file,class,seed,model_sha256"
+OUTPUT_MARKERS = ("run.json", "manifest.csv", "ganaug.json", "report.json")
+_DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG}
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the kernel says it (Linux >= 4.7)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: the only portable way, briefly not thread-safe
+    os.umask(mask)
+    return mask
 
 
 def fsync_dir(path: Path) -> None:
@@ -19,11 +60,16 @@ def fsync_dir(path: Path) -> None:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``.
+
+    The file gets mode ``0o666 & ~umask``, as ``open(path, "w")`` would give it.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), 0o666 & ~current_umask())
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
@@ -31,3 +77,218 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def memory_budget() -> int:
+    """Bytes one allocation may take: half the machine's physical memory (8 GiB where unknown)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (AttributeError, ValueError, OSError):
+        return 8 << 30
+
+
+def check_dataclass_fields(cls: type, document: Any, what: str) -> None:
+    """Refuse a stored document that cannot build dataclass ``cls``: not a JSON object,
+    unknown fields, or missing fields that have no default (ValueError / TypeError)."""
+    import dataclasses
+
+    if not isinstance(document, dict):
+        raise TypeError(f"A {what} must be a JSON object, got {type(document).__name__}.")
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(str(k) for k in document if k not in known)
+    if unknown:
+        raise ValueError(f"Unknown {what} fields {unknown}.")
+    missing = [n for n, f in known.items() if n not in document
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ValueError(f"The {what} lacks the fields {missing}.")
+
+
+# --------------------------------------------------------------------------- disk faults
+
+
+@contextlib.contextmanager
+def disk_errors(path: str | os.PathLike, what: str = "writing") -> Iterator[None]:
+    """Turn a full, over-quota or read-only disk into one ``OSError`` that names ``path``."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRNOS:
+            raise
+        reason = os.strerror(exc.errno)
+        fix = ("free some space or choose another location" if exc.errno != errno.EROFS
+               else "choose a writable location")
+        raise OSError(exc.errno, f"{reason} while {what} {path}; {fix}.") from exc
+
+
+# --------------------------------------------------------------------------- ownership
+
+
+def _read_head(path: Path) -> str | None:
+    """The start of ``path`` if it is a regular file (not a link), else None."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        with open(path, "rb") as f:
+            return f.read(_MARKER_READ_LIMIT).decode("utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _json_head(text: str | None) -> dict | None:
+    try:
+        document = json.loads(text) if text else None
+    except (ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def ganaug_marker(folder: str | os.PathLike) -> str | None:
+    """The name of the ganaug marker file in ``folder`` (one that ganaug wrote), or None."""
+    folder = Path(folder)
+    for name in OUTPUT_MARKERS:
+        text = _read_head(folder / name)
+        if text is None:
+            continue
+        if name == "manifest.csv":
+            if text.splitlines()[:1] == [MANIFEST_HEADER]:
+                return name
+            continue
+        document = _json_head(text)
+        if document is None:
+            continue
+        if name == "run.json" and "ganaug_version" in document:
+            return name
+        if name == "ganaug.json" and document.get("format") == "ganaug-checkpoint":
+            return name
+        if name == "report.json" and "fid_floor" in document and "class_fidelity" in document:
+            return name
+    return None
+
+
+def _is_link(path: Path) -> bool:
+    try:
+        return stat.S_ISLNK(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _non_empty_dir(path: Path) -> bool:
+    return path.is_dir() and any(path.iterdir())
+
+
+def check_output_dir(out: str | os.PathLike, *, force: bool, what: str = "Output directory") -> None:
+    """Refuse an output that ganaug must not write or replace; see the module docstring.
+
+    Passes for a missing or empty folder, and with ``force`` for a folder that ganaug wrote.
+    """
+    out = Path(out)
+    if _is_link(out):
+        raise FileExistsError(
+            f"{what} {out} is a symbolic link; ganaug does not write through links. Give the real path."
+        )
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{what} {out} exists and is not a directory; choose another --out.")
+    if not _non_empty_dir(out):
+        return
+    if not force:
+        raise FileExistsError(
+            f"{what} {out} exists and is not empty; pass --force to replace it or choose another --out."
+        )
+    if ganaug_marker(out) is None:
+        raise FileExistsError(
+            f"{what} {out} was not written by ganaug (no {', '.join(OUTPUT_MARKERS)} of ganaug's in it), "
+            "so --force will not replace it; choose another --out or move it away yourself."
+        )
+
+
+def remove_output_dir(out: str | os.PathLike) -> None:
+    """Delete a folder that :func:`check_output_dir` accepted with ``force``.
+
+    Checks the marker again, and removes links inside it as links (never what they point to).
+    """
+    out = Path(out)
+    check_output_dir(out, force=True)
+    if out.is_dir():
+        shutil.rmtree(out)  # rmtree unlinks symbolic links; it never descends into them
+
+
+def _within(inner: Path, outer: Path) -> bool:
+    return inner == outer or outer in inner.parents
+
+
+def refuse_overlap(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None]) -> None:
+    """Refuse an output that is one of ``inputs`` (named by role), lies inside one, or holds one.
+
+    Paths are compared after resolving links, so a link cannot hide an overlap. Inputs that
+    are not paths on disk (``None``, ``"digits"``) are skipped.
+    """
+    out_path = Path(out).resolve()
+    for role, value in inputs.items():
+        if value is None or (str(value) == "digits" and not Path(value).exists()):
+            continue
+        in_path = Path(value).resolve()
+        if _within(out_path, in_path) or _within(in_path, out_path):
+            raise ValueError(
+                f"The output {out} and the {role} {value} overlap (one is, or lies inside, the other); "
+                "writing there could destroy the input. Choose an --out outside it."
+            )
+
+
+# --------------------------------------------------------------------------- killed runs
+
+_PARTIAL = re.compile(r"\.(?:partial|old)-(\d+)$")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    except OSError:
+        return True
+    return True
+
+
+def partial_dir(target: Path) -> Path:
+    """Where this process builds ``target`` before publishing it (a sibling, same disk)."""
+    return target.with_name(f"{target.name}.partial-{os.getpid()}")
+
+
+def clean_stale_partials(target: str | os.PathLike) -> list[Path]:
+    """Remove ``TARGET.partial-PID`` / ``TARGET.old-PID`` left by processes that are gone."""
+    target = Path(target)
+    removed = []
+    if not target.parent.is_dir():
+        return removed
+    for sibling in target.parent.iterdir():
+        if not sibling.name.startswith(target.name + "."):
+            continue
+        match = _PARTIAL.fullmatch(sibling.name[len(target.name):])
+        if match is None or _is_link(sibling) or not sibling.is_dir() or _pid_alive(int(match.group(1))):
+            continue
+        shutil.rmtree(sibling, ignore_errors=True)
+        removed.append(sibling)
+    return removed
+
+
+def publish_dir(partial: Path, out: Path) -> None:
+    """Move the finished ``partial`` folder to ``out``, replacing what is there.
+
+    The caller has checked ``out`` with :func:`check_output_dir`. The old folder is moved
+    aside first, so ``out`` is always either the old or the new set, never a mix.
+    """
+    old = None
+    if out.exists():
+        if _non_empty_dir(out):
+            old = out.with_name(f"{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+        else:
+            out.rmdir()
+    os.replace(partial, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ._io import check_dataclass_fields
+
 FEATURE_DIM = 128
 
 
@@ -30,6 +32,9 @@ class ClassifierConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ClassifierConfig":
+        """Inverse of :meth:`to_dict`. Raises ValueError for unknown or missing fields, TypeError
+        for a non-dict; ``ganaug.checkpoint`` checks the values' types and ranges."""
+        check_dataclass_fields(cls, d, "classifier config")
         return cls(**d)
 
 

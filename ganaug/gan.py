@@ -27,7 +27,8 @@ from .data import ArraySpec, ImageData, as_image_data
 from .grid import grid_image, save_png
 from .losses import LOSSES
 from .models import ARCHITECTURES, Discriminator, Generator, ModelConfig, build_models, model_config
-from .sampling import MAX_SEED, base_seed, generate, generate_filtered, resolve_counts, seeds_for
+from .sampling import (MAX_SEED, base_seed, check_batch_size, check_in_memory, check_seeds, generate, generate_filtered,
+                       resolve_counts, seeds_for)
 from .trainer import HISTORY_KEYS, TrainConfig, TrainState, make_optimizers, train
 
 __all__ = ["ConditionalDCGAN", "resolve_device"]
@@ -322,14 +323,16 @@ class ConditionalDCGAN(BaseEstimator):
         ----------
         X : array, tensor, Dataset, path or ``"digits"``
             Images as (N, H, W), (N, H, W, C), (N, C, H, W) or flattened (N, D) arrays or
-            tensors (uint8 in 0..255, float in [0, 1]); a torch Dataset of (image, label);
+            tensors (uint8 in 0..255, uint16 in 0..65535, bool, float in [0, 1]); a torch
+            Dataset of (image, label);
             an ImageFolder-style directory; an MNIST IDX folder; or ``"digits"``.
         y : array-like, optional
             Labels (any sortable values) for array input.
         image_shape : tuple, optional
             Shape of one image for flattened X, e.g. ``(8, 8)`` or ``(32, 32, 3)``.
         value_range : (low, high), optional
-            Range of X's values when it is neither 0..255 integers nor [0, 1] floats.
+            Range of X's values when the dtype does not say it (e.g. (0, 4095) for 12-bit
+            data in uint16, (0, 16) for scikit-learn's digits.data).
         resume : bool, default=False
             Continue a fitted (or loaded) model up to ``max_epochs`` instead of starting
             afresh; the data must have the same classes and image shape.
@@ -470,7 +473,9 @@ class ConditionalDCGAN(BaseEstimator):
     ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         """(images in [-1, 1] NCHW, class indices, seeds)."""
         self._check_is_fitted()
+        batch_size = check_batch_size(batch_size)
         counts = resolve_counts(n_or_counts, self.classes_)
+        check_in_memory(sum(counts.values()), self.image_shape_)
         indices = np.concatenate([np.full(k, i, dtype=np.int64) for i, k in counts.items()] or [np.empty(0, np.int64)])
         seeds = seeds_for(self._base_seed(random_state, len(indices)), len(indices))
         images = generate(self.generator_, indices, seeds, device=self.device_, batch_size=batch_size)
@@ -539,7 +544,9 @@ class ConditionalDCGAN(BaseEstimator):
         self._check_is_fitted()
         if self.classifier_ is None:
             raise ValueError("sample(filter=...) needs the domain classifier: fit with train_classifier=True.")
+        batch_size = check_batch_size(batch_size)
         counts = resolve_counts(n_or_counts, self.classes_)
+        check_in_memory(sum(counts.values()), self.image_shape_)
         base = self._base_seed(random_state, sum(counts.values()))
         images, indices, seeds, acceptance = generate_filtered(
             self.generator_, self.classifier_, counts, base, float(threshold), device=self.device_,
@@ -558,9 +565,8 @@ class ConditionalDCGAN(BaseEstimator):
         # resolve_counts validates the classes and keeps request order: value -> class index.
         index = dict(zip(unique, resolve_counts(dict.fromkeys(unique, 0), self.classes_)))
         indices = np.asarray([index[c] for c in classes], dtype=np.int64)
-        seeds = np.asarray(seeds, dtype=np.int64)
-        if len(seeds) and (seeds.min() < 0):
-            raise ValueError("Seeds must be >= 0.")
+        seeds = check_seeds(seeds)
+        check_in_memory(len(seeds), self.image_shape_)
         images = generate(self.generator_, indices, seeds, device=self.device_, batch_size=batch_size)
         return self.input_spec_.restore(images)
 
@@ -621,37 +627,75 @@ class ConditionalDCGAN(BaseEstimator):
 
         Works on a CPU-only machine for a model trained on a GPU. ``device`` is where the
         loaded model runs ("auto" by default).
+
+        The checkpoint may come from anyone: ``ganaug.json`` is checked against a schema
+        (types, ranges, bounded sizes, consistency) and the weights file against the
+        networks it describes before anything is allocated (see :mod:`ganaug.checkpoint`).
+        A malformed checkpoint raises :class:`~ganaug.CheckpointError` naming the file
+        and the field; a missing one ``FileNotFoundError``.
         """
+        from .checkpoint import CONFIG_NAME, decode_classes
+
+        dev = resolve_device(device)
+        # read_checkpoint checks every field against the schema, and the weights' names, shapes,
+        # dtypes and hash, before anything is allocated; the excepts below are a backstop.
         document, tensors = read_checkpoint(path)
-        where = Path(path)
+        where = Path(path) / CONFIG_NAME
+
+        def corrupt(exc: BaseException, what: str = "description") -> CheckpointError:
+            return CheckpointError(f"Checkpoint {what} in {where} is corrupt or mismatched: {exc!r}")
+
         try:
             params = dict(document["params"])
+            unknown = sorted(set(params) - set(cls._get_param_names()))
+            if unknown:
+                raise CheckpointError(
+                    f"Checkpoint file {where} is corrupt: field 'params' holds {unknown}, which are not "
+                    f"parameters of {cls.__name__}."
+                )
+            random_state = params.get("random_state")
+            if random_state is not None and not (
+                    isinstance(random_state, int) and not isinstance(random_state, bool) and 0 <= random_state < 2**32):
+                raise CheckpointError(
+                    f"Checkpoint file {where} is corrupt: field 'params.random_state' must be null or an integer "
+                    f"from 0 to {2**32 - 1}, got {random_state!r}."
+                )
             params["device"] = device
-            if params.get("betas") is not None:
+            if isinstance(params.get("betas"), list):
                 params["betas"] = tuple(params["betas"])
             gan = cls(**params)
+            try:
+                gan._validate_params()
+            except (TypeError, ValueError) as exc:
+                raise CheckpointError(f"Checkpoint file {where} is corrupt: field 'params': {exc}") from exc
             cfg = ModelConfig.from_dict(document["model"])
             training = dict(document["training"])
             state = TrainState(epoch=int(training.pop("epoch")), step=int(training.pop("step")))
             config = TrainConfig.from_dict(training)
             data = document["data"]
-            classes = np.asarray(data["classes"], dtype=np.dtype(data["classes_dtype"]))
+            classes = decode_classes(data)
+            class_counts = np.asarray(data["class_counts"], dtype=np.int64)
             spec = ArraySpec.from_dict(data["spec"])
             gan.seed_ = int(document["seed"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"Checkpoint description {where / 'ganaug.json'} is corrupt or mismatched: {exc!r}") from exc
-        generator, discriminator = build_models(cfg)
+            classifier_cfg = ClassifierConfig.from_dict(document["classifier"]) if document.get("classifier") else None
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
+            raise corrupt(exc) from exc
+        try:
+            # Every parameter and buffer is overwritten by the checkpoint's: build without
+            # drawing from (or advancing) the caller's global RNG.
+            with torch.random.fork_rng(devices=[]):
+                generator, discriminator = Generator(cfg), Discriminator(cfg)
+                classifier = None if classifier_cfg is None else DomainClassifier(classifier_cfg)
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            raise corrupt(exc, "model description") from exc
         modules: list[tuple[str, torch.nn.Module]] = [("generator.", generator), ("discriminator.", discriminator)]
         train_generator = None
         if config.ema is not None:
             train_generator = copy.deepcopy(generator)
             modules.append(("train_generator.", train_generator))
-        classifier = None
-        if document.get("classifier"):
-            try:
-                classifier = DomainClassifier(ClassifierConfig.from_dict(document["classifier"]))
-            except TypeError as exc:
-                raise CheckpointError(f"Classifier description in {where / 'ganaug.json'} is corrupt: {exc}") from exc
+        if classifier is not None:
             modules.append(("classifier.", classifier))
         for prefix, module in modules:
             sd = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -659,23 +703,22 @@ class ConditionalDCGAN(BaseEstimator):
                 module.load_state_dict(sd, strict=True)
             except RuntimeError as exc:
                 raise CheckpointError(
-                    f"Checkpoint weights in {where} do not match the {prefix[:-1]} described in ganaug.json: {exc}"
+                    f"Checkpoint weights in {where.parent} do not match the {prefix[:-1]} described in ganaug.json: {exc}"
                 ) from exc
-        dev = resolve_device(device)
         generator, discriminator = generator.to(dev).eval(), discriminator.to(dev).eval()
         ema_generator = None
         if train_generator is not None:
             # generator.* holds the moving average (what samples); train_generator.* the raw weights.
             ema_generator, generator = generator, train_generator.to(dev).eval()
-        gan._set_fitted(cfg, config, classes, np.asarray(data["class_counts"]), spec, generator, discriminator,
+        gan._set_fitted(cfg, config, classes, class_counts, spec, generator, discriminator,
                         ema_generator=ema_generator)
         gan.classifier_ = None if classifier is None else classifier.to(dev).eval()
-        gan._optimizers = make_optimizers(gan._train_generator, discriminator, config)
         try:
+            gan._optimizers = make_optimizers(gan._train_generator, discriminator, config)
             for name, opt in zip(("opt_g", "opt_d"), gan._optimizers):
                 optimizer_from_tensors(name, opt, tensors, document["optimizers"][name])
-        except (KeyError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"Optimizer state in {where} is corrupt or mismatched: {exc!r}") from exc
+        except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as exc:
+            raise corrupt(exc, "optimizer state") from exc
         state.history = {k: tensors[f"history.{k}"].tolist() if f"history.{k}" in tensors else [] for k in HISTORY_KEYS}
         gan._state = state
         gan.device_ = dev

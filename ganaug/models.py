@@ -21,13 +21,19 @@ unconditional logit, so its output depends on the label by construction.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
+from torch.overrides import TorchFunctionMode
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
+
+from ._io import check_dataclass_fields, memory_budget
 
 ARCHITECTURES = ("dcgan", "classic")
 
@@ -64,10 +70,18 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        """Inverse of :meth:`to_dict`; missing fields take their defaults.
+
+        Raises ValueError for unknown or missing required fields and TypeError for a
+        value of the wrong kind; ``ganaug.checkpoint`` checks the values' ranges.
+        """
+        check_dataclass_fields(cls, d, "model config")
         d = dict(d)
-        d["g_widths"] = tuple(d["g_widths"])
-        d["d_widths"] = tuple(d["d_widths"])
-        d["base_size"] = tuple(d["base_size"])
+        for name in ("g_widths", "d_widths", "base_size"):
+            if name in d:
+                if not isinstance(d[name], (list, tuple)):
+                    raise TypeError(f"Model config field {name!r} must be a list, got {type(d[name]).__name__}.")
+                d[name] = tuple(d[name])
         return cls(**d)
 
 
@@ -243,5 +257,64 @@ class MinibatchStd(nn.Module):
         return torch.cat([x, std], dim=1)
 
 
+class _ShapesOnly(TorchFunctionMode):
+    """While networks are built on the meta device, skip work whose values nobody reads.
+
+    Random initialisation, and the power iterations that spectral normalisation runs at
+    registration, have no values on the meta device but run through torch's slow Python
+    reference kernels; here they only return tensors of the right shape.
+    """
+
+    _FILLS = frozenset(
+        f for f in (torch.Tensor.normal_, torch.Tensor.uniform_, *(getattr(torch.nn.init, n, None) for n in (
+            "normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_",
+            "trunc_normal_", "orthogonal_"))) if f is not None
+    )
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        kwargs = kwargs or {}
+        if func in self._FILLS and (args or "tensor" in kwargs):
+            return args[0] if args else kwargs["tensor"]
+        if func is F.normalize and args:
+            return args[0]
+        if func is torch.mv and len(args) == 2 and not kwargs:
+            return args[0].new_empty(args[0].shape[:1])
+        if func is torch.vdot and len(args) == 2 and not kwargs:
+            return args[0].new_empty(())
+        return func(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def meta_device() -> Iterator[None]:
+    """Build modules on torch's meta device, quickly: shapes and dtypes, nothing allocated.
+
+    Lets a size be checked (a checkpoint's tensors, a network that would not fit in
+    memory) before anything is allocated.
+    """
+    with torch.device("meta"), _ShapesOnly():
+        yield
+
+
+def parameter_count(cfg: ModelConfig) -> int:
+    """Parameters of both networks, counted on torch's meta device: nothing is allocated."""
+    with meta_device():
+        generator, discriminator = Generator(cfg), Discriminator(cfg)
+    return sum(p.numel() for net in (generator, discriminator) for p in net.parameters())
+
+
+# Training holds each float32 parameter about five times: weights, gradient, Adam's two
+# moments, and the generator's moving average.
+_BYTES_PER_PARAMETER = 4 * 5
+
+
 def build_models(cfg: ModelConfig) -> tuple[Generator, Discriminator]:
+    """The two networks for ``cfg``; refuses sizes that could not be trained in this machine's memory."""
+    n = parameter_count(cfg)
+    if n * _BYTES_PER_PARAMETER > memory_budget():
+        raise ValueError(
+            f"These settings make networks of {n:,} parameters (generator widths {list(cfg.g_widths)}, "
+            f"discriminator widths {list(cfg.d_widths)}), about {n * _BYTES_PER_PARAMETER / 2**30:.1f} GiB to train, "
+            f"more than half this machine's memory ({memory_budget() * 2 / 2**30:.1f} GiB). "
+            "Lower width (--width) or latent_dim."
+        )
     return Generator(cfg), Discriminator(cfg)

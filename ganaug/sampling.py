@@ -19,12 +19,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._io import memory_budget
 from .classifier import DomainClassifier, classifier_outputs
 
 MAX_SEED = 2**63 - 1
 
 __all__ = [
     "base_seed",
+    "check_batch_size",
+    "check_in_memory",
+    "check_seeds",
     "generate",
     "generate_filtered",
     "iter_generate",
@@ -122,6 +126,46 @@ def _check_count(value: Any, what: str) -> int:
     return int(value)
 
 
+def check_batch_size(batch_size: Any) -> int:
+    """``batch_size`` as a positive int, or a ValueError that says so."""
+    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer (images per forward pass), got {batch_size!r}.")
+    return int(batch_size)
+
+
+def check_seeds(seeds: Any) -> np.ndarray:
+    """Seeds as int64, each an integer in [0, 2**63 - 1], or a clear error."""
+    arr = np.asarray(seeds)
+    if arr.ndim != 1:
+        raise ValueError(f"seeds must be a flat sequence of integers, got shape {arr.shape}.")
+    if arr.size and arr.dtype.kind not in "iu":
+        if arr.dtype.kind == "O" and all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+                                         for s in arr.tolist()):
+            bad = next(s for s in arr.tolist() if not 0 <= s <= MAX_SEED)
+            raise ValueError(f"Seed {bad} is out of range: seeds are integers in [0, {MAX_SEED}].")
+        raise TypeError(f"seeds must be integers in [0, {MAX_SEED}], got dtype {arr.dtype}.")
+    if arr.size and (int(arr.min()) < 0 or int(arr.max()) > MAX_SEED):
+        bad = int(arr.min()) if int(arr.min()) < 0 else int(arr.max())
+        raise ValueError(f"Seed {bad} is out of range: seeds are integers in [0, {MAX_SEED}].")
+    return arr.astype(np.int64)
+
+
+def check_in_memory(n_images: int, image_shape: tuple[int, ...]) -> None:
+    """Refuse a request whose images would not fit in memory at once, before allocating.
+
+    ``sample`` returns every image at once (float32 in the model's form, then the caller's
+    form): about 8 bytes per pixel value.
+    """
+    needed = int(n_images) * int(np.prod(image_shape, dtype=np.int64)) * 8
+    if needed > memory_budget():
+        raise ValueError(
+            f"{n_images:,} images of shape {tuple(image_shape)} need about {needed / 2**30:,.1f} GiB at once, more "
+            f"than half this machine's memory ({2 * memory_budget() / 2**30:.1f} GiB). Stream them instead: "
+            "`ganaug generate RUN --out DIR` writes them to disk in batches, SyntheticDataset generates them "
+            "lazily, or call sample() in chunks (random_state=base + offset gives the same images)."
+        )
+
+
 def latents_from_seeds(seeds: np.ndarray | list[int], latent_dim: int) -> torch.Tensor:
     """Latent vectors, one per seed: (len(seeds), latent_dim), float32, on the CPU."""
     seeds = np.asarray(seeds, dtype=np.int64)
@@ -176,11 +220,10 @@ def iter_generate(
     ``labels`` are class indices, ``seeds`` one seed per image; both of length N.
     """
     labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
-    seeds = np.asarray(seeds, dtype=np.int64)
+    seeds = check_seeds(seeds)
     if labels.shape[0] != seeds.shape[0]:
         raise ValueError(f"Got {labels.shape[0]} labels but {seeds.shape[0]} seeds.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    batch_size = check_batch_size(batch_size)
     was_training = generator.training
     generator.eval()
     latent_dim = generator.cfg.latent_dim  # type: ignore[union-attr]
