@@ -28,9 +28,10 @@ rewritten, so log.jsonl always holds each epoch once, in order.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
-import os
+import math
 import re
 import shlex
 import shutil
@@ -45,6 +46,8 @@ from typing import Any, Callable
 import click
 from click.core import ParameterSource
 
+from ._io import (MANIFEST_HEADER, check_output_dir, clean_stale_partials, disk_errors, partial_dir, publish_dir,
+                  refuse_overlap, remove_output_dir)
 from ._version import __version__
 
 __all__ = ["main"]
@@ -74,6 +77,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "grid_every": 5,
     "checkpoint_every": 1,
     "monitor_every": 200,
+    "value_range": None,
 }
 # Settings that define the model or its training stream; a resumed run must keep them.
 _FIXED_ON_RESUME = {
@@ -153,6 +157,24 @@ class _DecayOrNone(click.ParamType):
         return decay
 
 
+class _ValueRange(click.ParamType):
+    """``LOW,HIGH``: the range of the data's values, e.g. 0,65535 for 16-bit images."""
+
+    name = "LOW,HIGH"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None:
+            return None
+        parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
+        try:
+            low, high = (float(v) for v in parts)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a range; use LOW,HIGH such as 0,65535.", param, ctx)
+        if not (math.isfinite(low) and math.isfinite(high) and high > low):
+            self.fail(f"{value!r} is not a range with finite LOW < HIGH.", param, ctx)
+        return (low, high)
+
+
 class _Channels(click.ParamType):
     """1 (grey) or 3 (RGB)."""
 
@@ -175,7 +197,8 @@ def _json_option(f: Callable) -> Callable:
 
 
 def _force_option(f: Callable) -> Callable:
-    return click.option("--force", is_flag=True, help="Replace an existing non-empty output directory.")(f)
+    return click.option("--force", is_flag=True,
+                        help="Replace an existing output directory that ganaug wrote (never another folder).")(f)
 
 
 def _device_option(f: Callable) -> Callable:
@@ -213,24 +236,6 @@ def _check_device(device: str) -> Any:
 
 def _non_empty(path: Path) -> bool:
     return path.is_dir() and any(path.iterdir())
-
-
-def _check_out_dir(out: Path, force: bool, what: str = "Output directory") -> None:
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{what} {out} exists and is not a directory; choose another --out.")
-    if _non_empty(out) and not force:
-        raise FileExistsError(
-            f"{what} {out} exists and is not empty; pass --force to replace it or choose another --out."
-        )
-
-
-def _refuse_inside(inner: str | Path, out: Path, what: str) -> None:
-    """--force replaces ``out``: refuse when that would delete ``inner`` (the data or the model)."""
-    if str(inner) == "digits" and not Path(inner).exists():
-        return
-    inner_path, out_path = Path(inner).resolve(), out.resolve()
-    if inner_path == out_path or out_path in inner_path.parents:
-        raise ValueError(f"{what} {inner} lies inside --out {out}, which would be replaced; choose another --out.")
 
 
 def _checkpoint_dir(run_dir: Path) -> Path:
@@ -392,24 +397,31 @@ def _train(settings: dict[str, Any], run_dir: Path, *, resume: bool, force: bool
     s = dict(settings)
     if s["data"] is None:
         raise click.UsageError("Missing argument 'DATA' (needed unless --resume finds RUN_DIR/run.json).")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise FileExistsError(f"Run directory {run_dir} exists and is not a directory; choose another --out.")
     ckpt = run_dir / "checkpoint"
     from .checkpoint import is_checkpoint
 
-    if _non_empty(run_dir):
-        if resume and not ((run_dir / RUN_FILE).is_file() or is_checkpoint(ckpt)):
+    refuse_overlap(run_dir, {"DATA": s["data"]})
+    if _non_empty(run_dir) and resume:
+        if run_dir.is_symlink():
+            check_output_dir(run_dir, force=True, what="Run directory")  # refuses the link in one line
+        if not ((run_dir / RUN_FILE).is_file() or is_checkpoint(ckpt)):
             raise FileExistsError(
                 f"{run_dir} holds no ganaug run to resume ({RUN_FILE} and checkpoint/ are missing); "
                 "choose another --out or drop --resume."
             )
-        if not resume and not force:
+    elif _non_empty(run_dir) and not force:
+        check_output_dir(run_dir, force=True, what="Run directory")
+        raise FileExistsError(
+            f"Run directory {run_dir} is not empty; pass --resume to continue the run in it, --force to "
+            "start afresh (deleting it), or choose another --out."
+        )
+    else:
+        check_output_dir(run_dir, force=force, what="Run directory")
+    for name in (RUN_FILE, LOG_FILE, "checkpoint", "samples", "samples.png", "losses.png"):
+        if (run_dir / name).is_symlink():
             raise FileExistsError(
-                f"Run directory {run_dir} is not empty; pass --resume to continue the run in it, --force to "
-                "start afresh (deleting it), or choose another --out."
+                f"{run_dir / name} is a symbolic link; ganaug does not write through links out of the run directory."
             )
-    if force:
-        _refuse_inside(s["data"], run_dir, "DATA")
     _check_device(s["device"])
     X, y = _load_data(s["data"], image_size=s["image_size"], channels=s["channels"])
 
@@ -428,12 +440,15 @@ def _train(settings: dict[str, Any], run_dir: Path, *, resume: bool, force: bool
             s[key] = params[param]  # what the checkpoint was trained with is what continues
         gan.set_params(max_epochs=int(s["epochs"]), verbose=progress)
     elif force and _non_empty(run_dir):
-        shutil.rmtree(run_dir)  # the data loaded fine: replace the old run
+        remove_output_dir(run_dir)  # the data loaded fine and the folder is a ganaug run: replace it
+    # A fresh run that fails before its first checkpoint leaves nothing behind but what was there.
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     stored = dict(s)
     if stored["data"] != "digits":
         stored["data"] = str(Path(stored["data"]).resolve())
     stored["ganaug_version"] = __version__
+    fresh = gan is None
     _write_json(run_dir / RUN_FILE, stored)
 
     if gan is None:
@@ -463,7 +478,8 @@ def _train(settings: dict[str, Any], run_dir: Path, *, resume: bool, force: bool
             with open(run_dir / LOG_FILE, "a", encoding="utf-8") as f:
                 f.write(json.dumps(line) + "\n")
 
-        monitor = TrainingMonitor(X, y, random_state=int(s["seed"]), on_record=log_metrics)
+        monitor = TrainingMonitor(X, y, random_state=int(s["seed"]), value_range=s["value_range"],
+                                  on_record=log_metrics)
     started = time.perf_counter()
     previous_handler = None
     if threading.current_thread() is threading.main_thread():
@@ -473,7 +489,18 @@ def _train(settings: dict[str, Any], run_dir: Path, *, resume: bool, force: bool
 
         previous_handler = signal.signal(signal.SIGINT, on_sigint)
     try:
-        gan.fit(X, y, resume=start_epoch > 0, callback=hook, monitor=monitor, monitor_every=int(s["monitor_every"]))
+        with disk_errors(run_dir):
+            gan.fit(X, y, resume=start_epoch > 0, callback=hook, monitor=monitor,
+                    monitor_every=int(s["monitor_every"]), value_range=s["value_range"])
+    except USER_ERRORS:
+        if fresh and hook.saved_epoch == 0:
+            # Bad settings (e.g. a network too large for memory): nothing worth keeping was made.
+            if created:
+                shutil.rmtree(run_dir, ignore_errors=True)
+            else:
+                for name in (RUN_FILE, LOG_FILE):
+                    (run_dir / name).unlink(missing_ok=True)
+        raise
     except KeyboardInterrupt:
         # The weights match the last completed epoch while the callback runs and once the
         # epochs are done; then that epoch can be saved.
@@ -491,9 +518,10 @@ def _train(settings: dict[str, Any], run_dir: Path, *, resume: bool, force: bool
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
     seconds = time.perf_counter() - started
-    gan.save(ckpt, overwrite=True)
-    gan.save_grid(run_dir / "samples.png", n_per_class=10, random_state=0, scale=_grid_scale(gan))
-    _plot_losses(gan, run_dir / "losses.png")
+    with disk_errors(run_dir):
+        gan.save(ckpt, overwrite=True)
+        gan.save_grid(run_dir / "samples.png", n_per_class=10, random_state=0, scale=_grid_scale(gan))
+        _plot_losses(gan, run_dir / "losses.png")
     d_loss, g_loss = hook.last_losses
     return {
         "run_dir": str(run_dir),
@@ -614,6 +642,9 @@ def _resolve_train_settings(
 @click.option("--monitor-every", default=TRAIN_DEFAULTS["monitor_every"], show_default=True, type=click.IntRange(0),
               help="Every N steps, measure a fixed sample (class fidelity, Fréchet distance, precision, recall, "
                    "density, coverage) and log it to RUN_DIR/log.jsonl; 0 turns it off.")
+@click.option("--value-range", type=_ValueRange(),
+              help="Range of the data's values, LOW,HIGH (e.g. 0,65535 for 16-bit images). Default: 0,255 for "
+                   "8-bit images, 0,1 for floats.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out from its last checkpoint.")
 @_force_option
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -714,31 +745,15 @@ def _request_counts(gan: Any, meta: dict[str, Any], *, per_class: int | None, ba
     return {c: request[c] for c in classes if c in request}
 
 
-def _publish(partial: Path, out: Path) -> None:
-    """Move the finished ``partial`` directory to ``out``, replacing what is there."""
-    old = None
-    if out.exists():
-        if _non_empty(out):
-            old = out.with_name(f"{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-        else:
-            out.rmdir()
-    os.replace(partial, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def _generate(run_dir: Path, out: Path, *, per_class: int | None = None, balance: str | None = None,
               pairs: list[tuple[str, int]] = (), fmt: str = "imagefolder", seed: int = 0, batch_size: int = 512,
               device: str = "auto", force: bool = False, progress: bool = False) -> dict[str, Any]:
     """Stream generated images to ``out`` (through a temporary sibling directory)."""
-    _check_out_dir(out, force)
-    _refuse_inside(run_dir, out, "RUN_DIR")
-    if balance is not None:
-        _refuse_inside(balance, out, "DATA")
+    ckpt = _checkpoint_dir(run_dir)
+    refuse_overlap(out, {"run directory": run_dir, "checkpoint": ckpt, "DATA": balance})
+    check_output_dir(out, force=force)
     from .checkpoint import read_metadata
 
-    ckpt = _checkpoint_dir(run_dir)
     meta = read_metadata(ckpt)
     if fmt == "imagefolder":
         _png_mode(int(meta["model"]["channels"]))
@@ -762,24 +777,27 @@ def _generate(run_dir: Path, out: Path, *, per_class: int | None = None, balance
         raise ValueError(f"--seed {seed} is too large for {total} images.")
     digits = max(6, len(str(max(total - 1, 0))))
 
-    target = out.resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir()
+    with disk_errors(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        target = out.parent.resolve() / out.name  # out itself is not a link (checked above)
+        clean_stale_partials(target)  # what a killed earlier run left
+        partial = partial_dir(target)
+        if partial.exists():
+            shutil.rmtree(partial)
+        partial.mkdir()
     started = time.perf_counter()
     try:
-        with open(partial / MANIFEST, "w", newline="", encoding="utf-8") as manifest_file, tqdm(
-            total=total, unit="img", disable=not progress, dynamic_ncols=True, desc="generate"
-        ) as bar:
+        with disk_errors(out), contextlib.ExitStack() as stack:
+            manifest_file = stack.enter_context(open(partial / MANIFEST, "w", newline="", encoding="utf-8"))
+            bar = stack.enter_context(tqdm(total=total, unit="img", disable=not progress, dynamic_ncols=True,
+                                           desc="generate"))
             manifest = csv.writer(manifest_file)
-            manifest.writerow(["file", "class", "seed", "model_sha256"])
+            manifest.writerow(MANIFEST_HEADER.split(","))
             if fmt == "npz":
                 probe = gan.sample({gan.classes_[0].item(): 0}, random_state=seed)[0]
                 probe = probe.numpy() if hasattr(probe, "numpy") else np.asarray(probe)
-                X_mm = np.lib.format.open_memmap(partial / "X.npy", mode="w+", dtype=probe.dtype,
-                                                 shape=(total,) + probe.shape[1:])
+                npz = stack.enter_context(_NpzWriter(partial / "samples.npz"))
+                X_out = npz.array("X", (total,) + probe.shape[1:], probe.dtype)
                 y_all = np.empty(total, dtype=gan.classes_.dtype)
             index = 0
             for c, k in counts.items():
@@ -800,15 +818,17 @@ def _generate(run_dir: Path, out: Path, *, per_class: int | None = None, balance
                             Image.fromarray(arr[j]).save(partial / rel, format="PNG")
                             rows.append((rel, str(c), int(seeds[j]), sha))
                     else:
-                        X_mm[index : index + m] = images.numpy() if hasattr(images, "numpy") else images
+                        X_out.write(images.numpy() if hasattr(images, "numpy") else images)
                         y_all[index : index + m] = c
                         rows = [(index + j, str(c), int(seeds[j]), sha) for j in range(m)]
                     manifest.writerows(rows)
                     index += m
                     bar.update(m)
             if fmt == "npz":
-                _write_npz(partial, X_mm, y_all)
-        _publish(partial, target)
+                X_out.close()
+                npz.save("y", y_all)
+        with disk_errors(out):
+            publish_dir(partial, target)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -827,19 +847,64 @@ def _generate(run_dir: Path, out: Path, *, per_class: int | None = None, balance
     }
 
 
-def _write_npz(folder: Path, X_mm: Any, y: Any) -> None:
-    """samples.npz (X, y) from the memory-mapped X.npy, copied in chunks: memory stays flat."""
-    import zipfile
+class _NpzArray:
+    """One .npy member of an .npz being written, filled batch by batch in order."""
 
-    import numpy as np
+    def __init__(self, member: Any, shape: tuple[int, ...], dtype: Any) -> None:
+        import numpy as np
 
-    X_mm.flush()
-    del X_mm
-    np.save(folder / "y.npy", y)
-    with zipfile.ZipFile(folder / "samples.npz", "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for name in ("X.npy", "y.npy"):
-            zf.write(folder / name, arcname=name)
-            (folder / name).unlink()
+        self.member, self._dtype = member, np.dtype(dtype)
+        self._left = int(np.prod(shape, dtype=np.int64))
+        np.lib.format.write_array_header_2_0(
+            self.member, {"descr": np.lib.format.dtype_to_descr(self._dtype), "fortran_order": False, "shape": shape})
+
+    def write(self, batch: Any) -> None:
+        import numpy as np
+
+        batch = np.ascontiguousarray(batch, dtype=self._dtype)
+        self._left -= batch.size
+        self.member.write(batch.tobytes())
+
+    def close(self) -> None:
+        if self._left != 0:
+            raise RuntimeError(f"npz member written with {self._left} values missing")  # a bug, not user input
+        self.member.close()
+
+
+class _NpzWriter:
+    """samples.npz written as a stream, with ordinary writes: memory stays flat, and a full
+    disk raises ENOSPC (writing through a memory map would kill the process with SIGBUS)."""
+
+    def __init__(self, path: Path) -> None:
+        import zipfile
+
+        self._file = open(path, "wb")
+        self._zip = zipfile.ZipFile(self._file, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+        self._arrays: list[_NpzArray] = []
+
+    def __enter__(self) -> "_NpzWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        if exc_type is None:
+            self._zip.close()
+            self._file.close()
+            return
+        # After an error (a full disk) the half-written file is deleted with its folder:
+        # close every handle now, quietly, so none tries to write again when collected.
+        for handle in [a.member for a in self._arrays] + [self._zip, self._file]:
+            with contextlib.suppress(Exception):
+                handle.close()
+
+    def array(self, name: str, shape: tuple[int, ...], dtype: Any) -> _NpzArray:
+        array = _NpzArray(self._zip.open(f"{name}.npy", "w", force_zip64=True), shape, dtype)
+        self._arrays.append(array)
+        return array
+
+    def save(self, name: str, values: Any) -> None:
+        member = self.array(name, tuple(values.shape), values.dtype)
+        member.write(values)
+        member.close()
 
 
 def _generate_text(r: dict[str, Any]) -> str:
@@ -929,16 +994,15 @@ def evaluate(run_dir: Path, data: str, n_per_class: int, seed: int, out: Path | 
     Example:
       ganaug evaluate runs/pets --data data/val
       ganaug evaluate runs/mnist --data ../shared/data/mnist --json > quality.json
-      ganaug evaluate runs/pets --data data/val --out runs/pets/report
+      ganaug evaluate runs/pets --data data/val --out reports/pets
     """
     from .checkpoint import read_metadata
 
     ckpt = _checkpoint_dir(run_dir)
     meta = read_metadata(ckpt)
     if out is not None:
-        _check_out_dir(out, force)
-        _refuse_inside(run_dir, out, "RUN_DIR")
-        _refuse_inside(data, out, "DATA")
+        refuse_overlap(out, {"run directory": run_dir, "checkpoint": ckpt, "DATA": data})
+        check_output_dir(out, force=force)
     _check_device(device)
     X, y = _load_like_model(data, meta)
     from .gan import ConditionalDCGAN
@@ -949,7 +1013,8 @@ def evaluate(run_dir: Path, data: str, n_per_class: int, seed: int, out: Path | 
     if out is not None:
         from .report import write_report
 
-        write_report(gan, X, y, out, report)
+        with disk_errors(out):
+            write_report(gan, X, y, out, report)
     text = format_report(report)
     if out is not None:
         text += f"\n\nReport written to {out}"
@@ -1047,13 +1112,17 @@ def demo(out: Path, epochs: int, per_class: int, device: str, force: bool, quiet
       ganaug demo
       ganaug demo --out /tmp/demo --epochs 5 --force
     """
-    _check_out_dir(out, force)
-    if force and _non_empty(out):
-        shutil.rmtree(out)
+    # --force replaces the two folders the demo writes, each only if ganaug wrote it; anything
+    # else in OUT is left alone.
+    if not force or out.is_symlink():
+        check_output_dir(out, force=False)
+    for part in (out / "run", out / "augmented"):
+        check_output_dir(part, force=force)
     progress = _progress(quiet)
     settings = {**TRAIN_DEFAULTS, "data": "digits", "epochs": epochs, "device": device}
-    trained = _train(settings, out / "run", resume=False, force=False, progress=progress)
-    generated = _generate(out / "run", out / "augmented", per_class=per_class, device=device, progress=progress)
+    trained = _train(settings, out / "run", resume=False, force=force, progress=progress)
+    generated = _generate(out / "run", out / "augmented", per_class=per_class, device=device, force=force,
+                          progress=progress)
     summary = {"train": trained, "generate": generated}
     text = "\n".join([
         f"Trained on the digits ({trained['n_images']} images 8x8, {len(trained['classes'])} classes) for "

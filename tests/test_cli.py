@@ -236,22 +236,21 @@ def test_train_image_size_and_channels(tmp_path):
 
 def test_train_refuses_a_non_empty_run_dir_unless_force(tmp_path, shapes):
     out = tmp_path / "run"
-    out.mkdir()
-    (out / "precious.txt").write_text("keep me")
+    run("train", shapes, "--out", out, *TINY)
+    (out / "note.txt").write_text("from an earlier run")
     assert_one_line_error(run("train", shapes, "--out", out, *TINY, ok=False), "--force", "--resume")
-    assert (out / "precious.txt").read_text() == "keep me"
-    run("train", shapes, "--out", out, *TINY, "--force")
-    assert not (out / "precious.txt").exists() and (out / "checkpoint" / "ganaug.json").is_file()
+    assert (out / "note.txt").exists()
+    run("train", shapes, "--out", out, *TINY, "--force")  # a ganaug run: --force replaces it
+    assert not (out / "note.txt").exists() and (out / "checkpoint" / "ganaug.json").is_file()
 
 
 def test_generate_refuses_a_non_empty_out_unless_force(tmp_path, shapes_run):
     out = tmp_path / "gen"
-    out.mkdir()
-    (out / "precious.txt").write_text("keep me")
+    run("generate", shapes_run, "--out", out, "--per-class", 1, "--quiet")
     assert_one_line_error(run("generate", shapes_run, "--out", out, "--per-class", 2, ok=False), "--force")
-    assert (out / "precious.txt").exists()
+    assert len(manifest_rows(out)) == 3
     run("generate", shapes_run, "--out", out, "--per-class", 2, "--force", "--quiet")
-    assert not (out / "precious.txt").exists() and len(manifest_rows(out)) == 6
+    assert len(manifest_rows(out)) == 6
     assert not list(tmp_path.glob("gen.*"))  # no temporary or old folder left beside it
 
 
@@ -264,7 +263,9 @@ def test_demo_refuses_then_forces(tmp_path):
     assert "augmentation set" in result.output and str(out / "run" / "samples.png") in result.output
     assert (out / "run" / "samples.png").is_file() and (out / "run" / "losses.png").is_file()
     assert len(list((out / "augmented").rglob("*.png"))) == 50
-    assert not (out / "x").exists()
+    assert (out / "x").read_text() == "x"  # not the demo's: left alone
+    run("demo", "--out", out, "--epochs", 1, "--per-class", 2, "--force", "--quiet")  # its own: replaced
+    assert len(list((out / "augmented").rglob("*.png"))) == 20
 
 
 # --------------------------------------------------------------------------- generate
@@ -530,23 +531,24 @@ def wait_for_epochs(proc, run_dir, n=2, timeout=120):
 
 
 def test_resume_after_kill_continues_bit_identically(tmp_path):
+    epochs = 16  # enough to kill it mid-run (after epoch 2); each epoch is ~0.5 s here
     killed = tmp_path / "killed"
-    proc = start_training(killed)
+    proc = start_training(killed, epochs=epochs)
     wait_for_epochs(proc, killed)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     at_kill = metadata(killed)["training"]["epoch"]
-    assert 1 <= at_kill < 40  # the log line of an epoch is written just before its checkpoint
+    assert 1 <= at_kill < epochs  # the log line of an epoch is written just before its checkpoint
 
     result = run("train", "--resume", "--out", killed, "--json")
     summary = json.loads(result.output)
-    assert summary["epochs"] == 40 and summary["resumed_from_epoch"] == at_kill
-    assert metadata(killed)["training"]["epoch"] == 40
+    assert summary["epochs"] == epochs and summary["resumed_from_epoch"] == at_kill
+    assert metadata(killed)["training"]["epoch"] == epochs
     # The log holds each epoch once: lines past the checkpoint were rewritten by the resumed run.
-    assert log_epochs(killed) == list(range(1, 41))
+    assert log_epochs(killed) == list(range(1, epochs + 1))
 
     straight = tmp_path / "straight"
-    run("train", "digits", "--out", straight, "--epochs", 40, "--width", 8, "--latent-dim", 16,
+    run("train", "digits", "--out", straight, "--epochs", epochs, "--width", 8, "--latent-dim", 16,
         "--monitor-every", 50, "--quiet")
 
     def losses_and_metrics(run_dir):
@@ -555,7 +557,7 @@ def test_resume_after_kill_continues_bit_identically(tmp_path):
     assert losses_and_metrics(killed) == losses_and_metrics(straight)
     monitored = [r for r in log_lines(straight) if "metrics" in r]
     # 1,797 digits at the default batch of 32: 56 steps per epoch.
-    assert [r["step"] for r in monitored] == list(range(50, 40 * 56 + 1, 50))
+    assert [r["step"] for r in monitored] == list(range(50, epochs * 56 + 1, 50))
     assert all(0 <= r["metrics"]["class_fidelity"] <= 1 and r["metrics"]["fid"] > 0 for r in monitored)
     assert metadata(killed)["weights"]["sha256"] == metadata(straight)["weights"]["sha256"]
 
@@ -607,8 +609,8 @@ def test_force_never_deletes_the_data_or_the_model(tmp_path, shapes_run):
 
     project = tmp_path / "project"
     data = write_pngs(project / "data", {"a": 3, "b": 3})
-    assert_one_line_error(run("train", data, "--out", project, *TINY, "--force", ok=False), "DATA", "inside --out")
+    assert_one_line_error(run("train", data, "--out", project, *TINY, "--force", ok=False), "DATA", "overlap")
     shutil.copytree(shapes_run, project / "run")
     result = run("generate", project / "run", "--out", project, "--per-class", 1, "--force", ok=False)
-    assert_one_line_error(result, "RUN_DIR", "inside --out")
+    assert_one_line_error(result, "run directory", "overlap")
     assert (project / "run" / "checkpoint" / "ganaug.json").is_file() and (data / "a" / "000.png").is_file()
