@@ -2,7 +2,7 @@
 
 * :func:`atomic_write_bytes`: a reader never sees a half-written file, and the file gets
   the permissions the umask asks for (``tempfile.mkstemp`` alone would give 0600).
-* :func:`check_output_dir` / :func:`remove_output_dir`: the rule of git, which refuses to
+* :func:`check_output_dir` and :func:`publish_dir`: the rule of git, which refuses to
   touch what it did not write. An existing non-empty output is replaced only with
   ``force`` and only when it carries one of ganaug's own markers (a ``run.json``,
   ``manifest.csv``, ``ganaug.json`` or ``report.json`` that ganaug wrote); a symbolic link
@@ -143,10 +143,10 @@ def _json_head(text: str | None) -> dict | None:
     return document if isinstance(document, dict) else None
 
 
-def ganaug_marker(folder: str | os.PathLike) -> str | None:
-    """The name of the ganaug marker file in ``folder`` (one that ganaug wrote), or None."""
+def ganaug_marker(folder: str | os.PathLike, markers: tuple[str, ...] = OUTPUT_MARKERS) -> str | None:
+    """The name of the ganaug marker file in ``folder`` (one of ``markers`` that ganaug wrote), or None."""
     folder = Path(folder)
-    for name in OUTPUT_MARKERS:
+    for name in markers:
         text = _read_head(folder / name)
         if text is None:
             continue
@@ -173,14 +173,17 @@ def _is_link(path: Path) -> bool:
         return False
 
 
-def _non_empty_dir(path: Path) -> bool:
+def non_empty_dir(path: Path) -> bool:
     return path.is_dir() and any(path.iterdir())
 
 
-def check_output_dir(out: str | os.PathLike, *, force: bool, what: str = "Output directory") -> None:
+def check_output_dir(out: str | os.PathLike, *, force: bool, what: str = "Output directory",
+                     markers: tuple[str, ...] = OUTPUT_MARKERS) -> None:
     """Refuse an output that ganaug must not write or replace; see the module docstring.
 
-    Passes for a missing or empty folder, and with ``force`` for a folder that ganaug wrote.
+    Passes for a missing or empty folder, and with ``force`` for a folder that ganaug wrote
+    and that holds one of ``markers`` (a command replaces only its own kind of output:
+    ``generate`` a generated set, not a trained run).
     """
     out = Path(out)
     if _is_link(out):
@@ -189,28 +192,18 @@ def check_output_dir(out: str | os.PathLike, *, force: bool, what: str = "Output
         )
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{what} {out} exists and is not a directory; choose another --out.")
-    if not _non_empty_dir(out):
+    if not non_empty_dir(out):
         return
     if not force:
         raise FileExistsError(
             f"{what} {out} exists and is not empty; pass --force to replace it or choose another --out."
         )
-    if ganaug_marker(out) is None:
+    if ganaug_marker(out, markers) is None:
+        kind = "" if markers == OUTPUT_MARKERS else " as this command's kind of output"
         raise FileExistsError(
-            f"{what} {out} was not written by ganaug (no {', '.join(OUTPUT_MARKERS)} of ganaug's in it), "
+            f"{what} {out} was not written by ganaug{kind} (no {', '.join(markers)} of ganaug's in it), "
             "so --force will not replace it; choose another --out or move it away yourself."
         )
-
-
-def remove_output_dir(out: str | os.PathLike) -> None:
-    """Delete a folder that :func:`check_output_dir` accepted with ``force``.
-
-    Checks the marker again, and removes links inside it as links (never what they point to).
-    """
-    out = Path(out)
-    check_output_dir(out, force=True)
-    if out.is_dir():
-        shutil.rmtree(out)  # rmtree unlinks symbolic links; it never descends into them
 
 
 def _within(inner: Path, outer: Path) -> bool:
@@ -237,7 +230,9 @@ def refuse_overlap(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLik
 
 # --------------------------------------------------------------------------- killed runs
 
-_PARTIAL = re.compile(r"\.(?:partial|old)-(\d+)$")
+_PARTIAL = re.compile(r"\.(partial|old)-(\d{1,10})")
+# Written into every partial folder when it is made: only folders that carry it are ganaug's.
+PARTIAL_SENTINEL = ".ganaug-partial"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -247,46 +242,65 @@ def _pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # someone else's live process
-        return True
-    except OSError:
+    except (OSError, OverflowError):  # PermissionError: someone else's live process
         return True
     return True
 
 
-def partial_dir(target: Path) -> Path:
-    """Where this process builds ``target`` before publishing it (a sibling, same disk)."""
-    return target.with_name(f"{target.name}.partial-{os.getpid()}")
+def make_partial_dir(target: Path) -> Path:
+    """A new, empty sibling of ``target`` (same disk) in which this process builds it."""
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    if partial.exists() and (partial / PARTIAL_SENTINEL).is_file():
+        shutil.rmtree(partial)  # ours, from an earlier call in this process
+    partial.mkdir()
+    (partial / PARTIAL_SENTINEL).write_text(f"{os.getpid()}\n", encoding="ascii")
+    return partial
+
+
+def set_aside(path: Path) -> Path:
+    """Rename ``path`` to ``PATH.old-PID`` (removable by :func:`clean_stale_partials` if this process dies)."""
+    old = path.with_name(f"{path.name}.old-{os.getpid()}")
+    os.replace(path, old)
+    return old
 
 
 def clean_stale_partials(target: str | os.PathLike) -> list[Path]:
-    """Remove ``TARGET.partial-PID`` / ``TARGET.old-PID`` left by processes that are gone."""
+    """Remove ``TARGET.partial-PID`` / ``TARGET.old-PID`` folders left by ganaug processes that are gone.
+
+    Only folders that ganaug made are touched: a partial folder must carry ganaug's
+    sentinel file, an old one a ganaug marker (a user's ``results.old-2023`` stays).
+    """
     target = Path(target)
-    removed = []
+    removed: list[Path] = []
     if not target.parent.is_dir():
         return removed
     for sibling in target.parent.iterdir():
         if not sibling.name.startswith(target.name + "."):
             continue
         match = _PARTIAL.fullmatch(sibling.name[len(target.name):])
-        if match is None or _is_link(sibling) or not sibling.is_dir() or _pid_alive(int(match.group(1))):
+        if match is None or _is_link(sibling) or not sibling.is_dir() or _pid_alive(int(match.group(2))):
             continue
-        shutil.rmtree(sibling, ignore_errors=True)
-        removed.append(sibling)
+        ours = (_read_head(sibling / PARTIAL_SENTINEL) is not None if match.group(1) == "partial"
+                else ganaug_marker(sibling) is not None)
+        if ours:
+            shutil.rmtree(sibling, ignore_errors=True)
+            removed.append(sibling)
     return removed
 
 
-def publish_dir(partial: Path, out: Path) -> None:
+def publish_dir(partial: Path, out: Path, *, force: bool, markers: tuple[str, ...] = OUTPUT_MARKERS) -> None:
     """Move the finished ``partial`` folder to ``out``, replacing what is there.
 
-    The caller has checked ``out`` with :func:`check_output_dir`. The old folder is moved
-    aside first, so ``out`` is always either the old or the new set, never a mix.
+    ``out`` is checked again (:func:`check_output_dir`), since something may have appeared
+    there while the set was made. The old folder is moved aside first, so ``out`` is
+    always either the old or the new set, never a mix.
     """
+    check_output_dir(out, force=force, markers=markers)
+    (partial / PARTIAL_SENTINEL).unlink(missing_ok=True)
     old = None
     if out.exists():
-        if _non_empty_dir(out):
-            old = out.with_name(f"{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
+        if non_empty_dir(out):
+            old = set_aside(out)
         else:
             out.rmdir()
     os.replace(partial, out)

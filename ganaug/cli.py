@@ -32,6 +32,7 @@ import contextlib
 import csv
 import json
 import math
+import os
 import re
 import shlex
 import shutil
@@ -46,8 +47,8 @@ from typing import Any, Callable
 import click
 from click.core import ParameterSource
 
-from ._io import (MANIFEST_HEADER, check_output_dir, clean_stale_partials, disk_errors, partial_dir, publish_dir,
-                  refuse_overlap, remove_output_dir)
+from ._io import (MANIFEST_HEADER, check_output_dir, clean_stale_partials, disk_errors, ganaug_marker, make_partial_dir,
+                  non_empty_dir, publish_dir, refuse_overlap, set_aside)
 from ._version import __version__
 
 __all__ = ["main"]
@@ -88,6 +89,8 @@ _FIXED_ON_RESUME = {
 RUN_FILE = "run.json"
 LOG_FILE = "log.jsonl"
 MANIFEST = "manifest.csv"
+# The marker each command's output carries; --force replaces only its own kind.
+RUN_MARKERS, SET_MARKERS, REPORT_MARKERS = (RUN_FILE,), (MANIFEST,), ("report.json",)
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -232,10 +235,6 @@ def _check_device(device: str) -> Any:
         raise ValueError(
             f"Device {device!r} is not available on this machine; use --device cpu or --device auto."
         ) from exc
-
-
-def _non_empty(path: Path) -> bool:
-    return path.is_dir() and any(path.iterdir())
 
 
 def _checkpoint_dir(run_dir: Path) -> Path:
@@ -401,22 +400,22 @@ def _train(settings: dict[str, Any], run_dir: Path, *, resume: bool, force: bool
     from .checkpoint import is_checkpoint
 
     refuse_overlap(run_dir, {"DATA": s["data"]})
-    if _non_empty(run_dir) and resume:
+    if non_empty_dir(run_dir) and resume:
         if run_dir.is_symlink():
             check_output_dir(run_dir, force=True, what="Run directory")  # refuses the link in one line
-        if not ((run_dir / RUN_FILE).is_file() or is_checkpoint(ckpt)):
+        if not (ganaug_marker(run_dir, RUN_MARKERS) or is_checkpoint(ckpt)):
             raise FileExistsError(
-                f"{run_dir} holds no ganaug run to resume ({RUN_FILE} and checkpoint/ are missing); "
+                f"{run_dir} holds no ganaug run to resume (no {RUN_FILE} of ganaug's, no checkpoint/); "
                 "choose another --out or drop --resume."
             )
-    elif _non_empty(run_dir) and not force:
-        check_output_dir(run_dir, force=True, what="Run directory")
+    elif non_empty_dir(run_dir) and not force:
+        check_output_dir(run_dir, force=True, what="Run directory", markers=RUN_MARKERS)
         raise FileExistsError(
             f"Run directory {run_dir} is not empty; pass --resume to continue the run in it, --force to "
             "start afresh (deleting it), or choose another --out."
         )
     else:
-        check_output_dir(run_dir, force=force, what="Run directory")
+        check_output_dir(run_dir, force=force, what="Run directory", markers=RUN_MARKERS)
     for name in (RUN_FILE, LOG_FILE, "checkpoint", "samples", "samples.png", "losses.png"):
         if (run_dir / name).is_symlink():
             raise FileExistsError(
@@ -439,18 +438,34 @@ def _train(settings: dict[str, Any], run_dir: Path, *, resume: bool, force: bool
                 )
             s[key] = params[param]  # what the checkpoint was trained with is what continues
         gan.set_params(max_epochs=int(s["epochs"]), verbose=progress)
-    elif force and _non_empty(run_dir):
-        remove_output_dir(run_dir)  # the data loaded fine and the folder is a ganaug run: replace it
-    # A fresh run that fails before its first checkpoint leaves nothing behind but what was there.
-    created = not run_dir.exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # A fresh run that fails before its first checkpoint leaves what was there before: a run
+    # replaced with --force is only set aside (RUN.old-PID) until the new one has an epoch saved.
+    fresh = gan is None
+    replaced = None
+    with disk_errors(run_dir):
+        clean_stale_partials(run_dir)  # a replaced run that a killed process left set aside
+        if fresh and force and non_empty_dir(run_dir):
+            replaced = set_aside(run_dir)
+        created = not run_dir.exists()
+        run_dir.mkdir(parents=True, exist_ok=True)
+
+    def undo() -> bool:
+        """Remove a fresh run that saved no epoch, and bring back the run it replaced."""
+        if not fresh or hook.saved_epoch:
+            return False
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        else:
+            for name in (RUN_FILE, LOG_FILE):
+                (run_dir / name).unlink(missing_ok=True)
+        if replaced is not None:
+            os.replace(replaced, run_dir)
+        return True
+
     stored = dict(s)
     if stored["data"] != "digits":
         stored["data"] = str(Path(stored["data"]).resolve())
     stored["ganaug_version"] = __version__
-    fresh = gan is None
-    _write_json(run_dir / RUN_FILE, stored)
-
     if gan is None:
         gan = ConditionalDCGAN(
             arch=s["arch"], latent_dim=int(s["latent_dim"]), width=None if s["width"] is None else int(s["width"]),
@@ -463,23 +478,8 @@ def _train(settings: dict[str, Any], run_dir: Path, *, resume: bool, force: bool
         start_epoch = start_step = 0
     else:
         start_epoch, start_step = gan.n_epochs_, gan.n_steps_
-    _truncate_log(run_dir / LOG_FILE, start_epoch)
-    (run_dir / LOG_FILE).touch()
-
     hook = _EpochHook(run_dir, n_images=len(X), checkpoint_every=s["checkpoint_every"], grid_every=s["grid_every"],
                       saved_epoch=start_epoch, step=start_step)
-    monitor = None
-    if s["monitor_every"]:
-        from .metrics import TrainingMonitor
-
-        def log_metrics(record: dict[str, Any]) -> None:
-            line = {"epoch": record["epoch"], "step": record["step"],
-                    "metrics": {k: v for k, v in record.items() if k not in ("epoch", "step")}}
-            with open(run_dir / LOG_FILE, "a", encoding="utf-8") as f:
-                f.write(json.dumps(line) + "\n")
-
-        monitor = TrainingMonitor(X, y, random_state=int(s["seed"]), value_range=s["value_range"],
-                                  on_record=log_metrics)
     started = time.perf_counter()
     previous_handler = None
     if threading.current_thread() is threading.main_thread():
@@ -490,16 +490,25 @@ def _train(settings: dict[str, Any], run_dir: Path, *, resume: bool, force: bool
         previous_handler = signal.signal(signal.SIGINT, on_sigint)
     try:
         with disk_errors(run_dir):
+            _write_json(run_dir / RUN_FILE, stored)
+            _truncate_log(run_dir / LOG_FILE, start_epoch)
+            (run_dir / LOG_FILE).touch()
+            monitor = None
+            if s["monitor_every"]:
+                from .metrics import TrainingMonitor
+
+                def log_metrics(record: dict[str, Any]) -> None:
+                    line = {"epoch": record["epoch"], "step": record["step"],
+                            "metrics": {k: v for k, v in record.items() if k not in ("epoch", "step")}}
+                    with open(run_dir / LOG_FILE, "a", encoding="utf-8") as f:
+                        f.write(json.dumps(line) + "\n")
+
+                monitor = TrainingMonitor(X, y, random_state=int(s["seed"]), value_range=s["value_range"],
+                                          on_record=log_metrics)
             gan.fit(X, y, resume=start_epoch > 0, callback=hook, monitor=monitor,
                     monitor_every=int(s["monitor_every"]), value_range=s["value_range"])
     except USER_ERRORS:
-        if fresh and hook.saved_epoch == 0:
-            # Bad settings (e.g. a network too large for memory): nothing worth keeping was made.
-            if created:
-                shutil.rmtree(run_dir, ignore_errors=True)
-            else:
-                for name in (RUN_FILE, LOG_FILE):
-                    (run_dir / name).unlink(missing_ok=True)
+        undo()  # bad data or settings (e.g. a network too large for memory): nothing worth keeping
         raise
     except KeyboardInterrupt:
         # The weights match the last completed epoch while the callback runs and once the
@@ -511,12 +520,19 @@ def _train(settings: dict[str, Any], run_dir: Path, *, resume: bool, force: bool
         hint = f"ganaug train --resume --out {shlex.quote(str(run_dir))}"
         if hook.saved_epoch:
             click.echo(f"Interrupted after epoch {hook.saved_epoch}; resume with: {hint}", err=True)
+        elif undo():
+            kept = "; the run it replaced is kept" if replaced is not None else ""
+            click.echo(f"Interrupted before the first epoch was saved{kept}; nothing else was written.", err=True)
         else:
             click.echo(f"Interrupted before the first epoch was saved; start again with: {hint}", err=True)
+        if replaced is not None and hook.saved_epoch:
+            shutil.rmtree(replaced, ignore_errors=True)
         raise click.exceptions.Exit(130) from None
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
+    if replaced is not None:
+        shutil.rmtree(replaced, ignore_errors=True)  # the new run has its epochs: the old one goes
     seconds = time.perf_counter() - started
     with disk_errors(run_dir):
         gan.save(ckpt, overwrite=True)
@@ -751,7 +767,7 @@ def _generate(run_dir: Path, out: Path, *, per_class: int | None = None, balance
     """Stream generated images to ``out`` (through a temporary sibling directory)."""
     ckpt = _checkpoint_dir(run_dir)
     refuse_overlap(out, {"run directory": run_dir, "checkpoint": ckpt, "DATA": balance})
-    check_output_dir(out, force=force)
+    check_output_dir(out, force=force, markers=SET_MARKERS)
     from .checkpoint import read_metadata
 
     meta = read_metadata(ckpt)
@@ -781,10 +797,7 @@ def _generate(run_dir: Path, out: Path, *, per_class: int | None = None, balance
         out.parent.mkdir(parents=True, exist_ok=True)
         target = out.parent.resolve() / out.name  # out itself is not a link (checked above)
         clean_stale_partials(target)  # what a killed earlier run left
-        partial = partial_dir(target)
-        if partial.exists():
-            shutil.rmtree(partial)
-        partial.mkdir()
+        partial = make_partial_dir(target)
     started = time.perf_counter()
     try:
         with disk_errors(out), contextlib.ExitStack() as stack:
@@ -794,11 +807,16 @@ def _generate(run_dir: Path, out: Path, *, per_class: int | None = None, balance
             manifest = csv.writer(manifest_file)
             manifest.writerow(MANIFEST_HEADER.split(","))
             if fmt == "npz":
-                probe = gan.sample({gan.classes_[0].item(): 0}, random_state=seed)[0]
+                probe = gan.sample({gan.classes_.tolist()[0]: 0}, random_state=seed)[0]
                 probe = probe.numpy() if hasattr(probe, "numpy") else np.asarray(probe)
                 npz = stack.enter_context(_NpzWriter(partial / "samples.npz"))
                 X_out = npz.array("X", (total,) + probe.shape[1:], probe.dtype)
-                y_all = np.empty(total, dtype=gan.classes_.dtype)
+                # Object labels (e.g. from a pandas column) are stored as plain values: no pickles.
+                label_dtype = np.asarray(gan.classes_.tolist()).dtype
+                if label_dtype == object:
+                    raise ValueError("These class labels cannot be stored in an .npz without pickling; use "
+                                     "--format imagefolder.")
+                y_all = np.empty(total, dtype=label_dtype)
             index = 0
             for c, k in counts.items():
                 if fmt == "imagefolder" and k:
@@ -828,7 +846,7 @@ def _generate(run_dir: Path, out: Path, *, per_class: int | None = None, balance
                 X_out.close()
                 npz.save("y", y_all)
         with disk_errors(out):
-            publish_dir(partial, target)
+            publish_dir(partial, target, force=force, markers=SET_MARKERS)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -1002,7 +1020,7 @@ def evaluate(run_dir: Path, data: str, n_per_class: int, seed: int, out: Path | 
     meta = read_metadata(ckpt)
     if out is not None:
         refuse_overlap(out, {"run directory": run_dir, "checkpoint": ckpt, "DATA": data})
-        check_output_dir(out, force=force)
+        check_output_dir(out, force=force, markers=REPORT_MARKERS)
     _check_device(device)
     X, y = _load_like_model(data, meta)
     from .gan import ConditionalDCGAN
@@ -1116,8 +1134,8 @@ def demo(out: Path, epochs: int, per_class: int, device: str, force: bool, quiet
     # else in OUT is left alone.
     if not force or out.is_symlink():
         check_output_dir(out, force=False)
-    for part in (out / "run", out / "augmented"):
-        check_output_dir(part, force=force)
+    for part, markers in ((out / "run", RUN_MARKERS), (out / "augmented", SET_MARKERS)):
+        check_output_dir(part, force=force, markers=markers)
     progress = _progress(quiet)
     settings = {**TRAIN_DEFAULTS, "data": "digits", "epochs": epochs, "device": device}
     trained = _train(settings, out / "run", resume=False, force=force, progress=progress)

@@ -184,8 +184,10 @@ def _infer_value_range(
 
     bool is 0..1 (False -> low, True -> high), uint8 0..255, uint16 0..65535 (16-bit
     images), floats [0, 1]. Other integer dtypes (int64 from ``np.array([...])``, int16, ...)
-    say nothing about their range: they are read as 0..255 when their values lie in 0..255,
-    the common case of 8-bit pixels in a wider type, and otherwise need ``value_range``.
+    say nothing about their range: they are read as 0..255 when their values lie in 0..255
+    (and the type can hold 255), the common case of 8-bit pixels in a wider type, and
+    otherwise need ``value_range``. uint16 values that stay under 4096 are read as 16-bit
+    with a warning: 8- or 12-bit data in uint16 needs ``value_range``.
     """
     if value_range is not None:
         lo, hi = float(value_range[0]), float(value_range[1])
@@ -195,11 +197,19 @@ def _infer_value_range(
     if dtype == np.bool_:
         return (0.0, 1.0)
     if dtype == np.uint16:
+        if xmax < 4096:
+            warnings.warn(
+                f"X is uint16 but its values only reach {xmax:g}: they are read as 16-bit (0..65535), so the "
+                "images look dark to the model. Pass value_range=(0, 255) for 8-bit or (0, 4095) for 12-bit "
+                "data (--value-range on the command line).",
+                UserWarning,
+                stacklevel=4,
+            )
         return (0.0, 65535.0)
     if dtype == np.uint8:
         return (0.0, 255.0)
     if np.issubdtype(dtype, np.integer):
-        if 0 <= xmin and xmax <= 255:
+        if 0 <= xmin and xmax <= 255 and np.iinfo(dtype).max >= 255:  # int8 cannot hold 255
             return (0.0, 255.0)
         raise ValueError(
             f"X is {dtype} with values spanning [{xmin:g}, {xmax:g}]: uint8 is read as 0..255 and uint16 as "
@@ -459,34 +469,43 @@ def _open_image(path: Path) -> Image.Image:
     return img
 
 
-def _escape_error(link: Path, target: Path, tree: Path) -> ValueError:
-    return ValueError(
-        f"Symlink {link} points to {target}, outside {tree}. ganaug follows a symlink only when it stays "
-        "inside its class folder (a class folder's own symlink: inside the image folder), so that no image "
-        "is filed under the wrong class or read twice; a link to a parent folder would also loop. Replace "
-        "the link with a copy of what it points to, or remove it."
-    )
+def _check_folder_link(link: Path, target: Path, real_root: Path, tree: Path) -> None:
+    """Refuse a folder link that would loop or file another class's images under this one."""
+    # A link back to the class folder itself is a loop inside the class: read once (see below).
+    if real_root.is_relative_to(target) or (tree.is_relative_to(target) and target != tree):
+        raise ValueError(
+            f"Symlink {link} points to {target}, which holds the image folder (or this class folder): "
+            "following it would loop and file every class under this one. Remove the link."
+        )
+    if target.is_relative_to(real_root) and not target.is_relative_to(tree):
+        raise ValueError(
+            f"Symlink {link} points to {target}, inside the image folder {real_root} but outside the class "
+            f"folder {tree}: its images would be filed under two classes. Remove the link, or link the images "
+            "one by one if they really belong to both."
+        )
 
 
 def _class_files(root: Path, class_dirs: list[Path]) -> list[tuple[Path, str]]:
     """(image file, class name) for every image below each class folder, sorted as ``os.walk`` would.
 
-    A symlink is followed only when it resolves inside its own class folder. One that leaves
-    it would file images of another class under this one (``ln -s .. root/a/loop`` filed
-    every class under ``a``, again and again), so it is refused with an error naming it,
-    as tar and unzip refuse members that escape their folder, rather than skipped as
-    rsync's ``--safe-links`` does: a skipped link silently drops training images, and a
-    class balance that changes without a word is worse than an error the user can act on.
-    Folders are tracked by (st_dev, st_ino), so a link back to a folder already read (a
-    loop inside the class, or a second link to one sub-folder) is read once, with a warning.
+    Links to image files are followed wherever they point: splitting a data set by linking
+    images from one pool is common, and a file link cannot loop. Links to folders (and class
+    folders that are links, e.g. to another disk) are followed unless they lead to the
+    image folder, the class folder or one of their parents (``ln -s .. root/a/loop`` once
+    filed every class under ``a``, again and again), or into another class's folder; those
+    are refused with an error naming the link, as tar refuses members that escape their
+    folder, rather than skipped: a class balance that changes without a word is worse than
+    an error the user can act on. Folders are tracked by (st_dev, st_ino), so a folder
+    reached twice within a class is read once, with a warning, and one reached from two
+    classes is refused.
     """
     real_root = root.resolve()
     owner: dict[tuple[int, int], str] = {}  # real folder -> the class that read it
     files: list[tuple[Path, str]] = []
     for class_dir in class_dirs:
         tree = class_dir.resolve()
-        if not tree.is_relative_to(real_root):
-            raise _escape_error(class_dir, tree, real_root)
+        if class_dir.is_symlink():
+            _check_folder_link(class_dir, tree, real_root, real_root / class_dir.name)
         found: list[Path] = []
         stack = [class_dir]
         while stack:
@@ -521,8 +540,8 @@ def _class_files(root: Path, class_dirs: list[Path]) -> list[tuple[Path, str]]:
                                 f"{path} is a broken symlink (to {target}); remove it or restore its target."
                             )
                         continue
-                    if not target.is_relative_to(tree):
-                        raise _escape_error(path, target, tree)
+                    if target.is_dir():
+                        _check_folder_link(path, target, real_root, tree)
                 if entry.is_dir():
                     subfolders.append(path)
                 elif is_image and entry.is_file():

@@ -441,6 +441,12 @@ class ConditionalDCGAN(BaseEstimator):
                 f"Cannot resume: the data's images are {data.image_shape} (C, H, W) but the model makes "
                 f"{self.image_shape_}."
             )
+        if data.spec.value_range != self.input_spec_.value_range:
+            raise ValueError(
+                f"Cannot resume: the data's values are read in {data.spec.value_range} but the model was trained "
+                f"on values in {self.input_spec_.value_range}. Pass value_range={self.input_spec_.value_range} "
+                "(--value-range on the command line)."
+            )
         if len(data.classes) != len(self.classes_) or not np.array_equal(data.classes, self.classes_):
             raise ValueError(
                 f"Cannot resume: the data's classes {data.classes.tolist()!r} differ from the model's "

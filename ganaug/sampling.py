@@ -141,8 +141,10 @@ def check_seeds(seeds: Any) -> np.ndarray:
     if arr.size and arr.dtype.kind not in "iu":
         if arr.dtype.kind == "O" and all(isinstance(s, (int, np.integer)) and not isinstance(s, bool)
                                          for s in arr.tolist()):
-            bad = next(s for s in arr.tolist() if not 0 <= s <= MAX_SEED)
-            raise ValueError(f"Seed {bad} is out of range: seeds are integers in [0, {MAX_SEED}].")
+            bad = next((s for s in arr.tolist() if not 0 <= s <= MAX_SEED), None)
+            if bad is not None:
+                raise ValueError(f"Seed {bad} is out of range: seeds are integers in [0, {MAX_SEED}].")
+            return np.asarray(arr.tolist(), dtype=np.int64)  # e.g. a pandas object column of ints
         raise TypeError(f"seeds must be integers in [0, {MAX_SEED}], got dtype {arr.dtype}.")
     if arr.size and (int(arr.min()) < 0 or int(arr.max()) > MAX_SEED):
         bad = int(arr.min()) if int(arr.min()) < 0 else int(arr.max())

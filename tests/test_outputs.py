@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ganaug._io import check_output_dir, clean_stale_partials, ganaug_marker, refuse_overlap
+from ganaug._io import (MANIFEST_HEADER, PARTIAL_SENTINEL, check_output_dir, clean_stale_partials, ganaug_marker,
+                        refuse_overlap)
 
 from test_cli import TINY, assert_one_line_error, manifest_rows, run, shapes, shapes_run  # noqa: F401 (fixtures)
 
@@ -86,9 +87,52 @@ def test_a_look_alike_marker_is_not_ganaugs(tmp_path):
     marked.mkdir()
     (marked / "manifest.csv").write_text("file,class,seed,model_sha256\n")
     assert ganaug_marker(marked) == "manifest.csv"
-    (marked / "manifest.csv").unlink()
-    (marked / "manifest.csv").symlink_to(tmp_path / "manifest.csv" / "manifest.csv")
-    assert ganaug_marker(marked) is None  # a link to a marker is not a marker
+    genuine = tmp_path / "genuine-manifest.csv"
+    (marked / "manifest.csv").rename(genuine)
+    (marked / "manifest.csv").symlink_to(genuine)
+    assert ganaug_marker(marked) is None  # a link to a real marker is not a marker
+
+
+def test_force_replaces_only_its_own_kind_of_output(tmp_path, shapes_run):
+    run_dir = tmp_path / "model"
+    shutil.copytree(shapes_run, run_dir)
+    result = run("generate", shapes_run, "--out", run_dir, "--per-class", 1, "--force", ok=False)
+    assert_one_line_error(result, "manifest.csv")  # a trained run is not a generated set
+    assert (run_dir / "checkpoint" / "ganaug.json").is_file()
+
+
+def test_train_force_keeps_the_old_run_when_the_new_one_fails(tmp_path, shapes):
+    out = tmp_path / "run"
+    run("train", shapes, "--out", out, *TINY)
+    before = _tree(out)
+    np.savez(tmp_path / "ints.npz", X=np.full((20, 12, 12), 300, np.int32), y=np.arange(20) % 2)
+    result = run("train", tmp_path / "ints.npz", "--out", out, *TINY, "--force", ok=False)
+    assert_one_line_error(result, "value_range")
+    assert _tree(out) == before and sorted(p.name for p in tmp_path.iterdir()) == ["ints.npz", "run"]
+    result = run("train", "digits", "--out", out, "--width", "1000000", "--force", "--quiet", ok=False)
+    assert_one_line_error(result, "parameters")
+    assert _tree(out) == before
+
+
+def test_resume_refuses_a_run_json_ganaug_did_not_write(tmp_path, shapes):
+    out = tmp_path / "other-tool"
+    out.mkdir()
+    (out / "run.json").write_text('{"epochs": 3}')
+    (out / "log.jsonl").write_text('{"epoch": 9}\n')
+    assert_one_line_error(run("train", shapes, "--resume", "--out", out, *TINY, ok=False), "no run.json of ganaug")
+    assert (out / "log.jsonl").read_text() == '{"epoch": 9}\n'
+
+
+def test_npz_output_stores_object_labels_without_pickles(tmp_path):
+    from ganaug import ConditionalDCGAN, load_digits
+
+    X, y = load_digits()
+    labels = np.array(["even" if v % 2 == 0 else "odd" for v in y[:200]], dtype=object)
+    gan = ConditionalDCGAN(width=8, latent_dim=16, max_epochs=1, verbose=False, device="cpu", random_state=0)
+    gan.fit(X[:200], labels).save(tmp_path / "model")
+    run("generate", tmp_path / "model", "--out", tmp_path / "gen", "--per-class", 2, "--format", "npz", "--quiet")
+    with np.load(tmp_path / "gen" / "samples.npz", allow_pickle=False) as f:
+        assert f["y"].tolist() == ["even", "even", "odd", "odd"] and f["X"].shape == (4, 8, 8)
 
 
 def test_force_does_not_follow_links(tmp_path, shapes, shapes_run):
@@ -130,14 +174,21 @@ def test_a_killed_generate_leaves_nothing_the_next_run_does_not_clean(tmp_path, 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # its pid is now free: the leftovers look like a killed run's
     out = tmp_path / "gen"
-    for suffix in ("partial", "old"):
-        stale = tmp_path / f"gen.{suffix}-{dead.pid}"
-        (stale / "0").mkdir(parents=True)
-        (stale / "0" / "000.png").write_bytes(b"half")
-    mine = tmp_path / f"gen.partial-{os.getpid()}-not-a-pid"
-    mine.mkdir()
+    partial = tmp_path / f"gen.partial-{dead.pid}"  # a killed generate: ganaug's sentinel inside
+    (partial / "0").mkdir(parents=True)
+    (partial / "0" / "000.png").write_bytes(b"half")
+    (partial / PARTIAL_SENTINEL).write_text(f"{dead.pid}\n")
+    old = tmp_path / f"gen.old-{dead.pid}"  # killed while replacing a generated set
+    old.mkdir()
+    (old / "manifest.csv").write_text(MANIFEST_HEADER + "\n")
+    # Folders of the user's that only look alike: no sentinel, no marker, not a pid.
+    users = [tmp_path / "gen.old-2023", tmp_path / f"gen.partial-{dead.pid + 1}0",
+             tmp_path / f"gen.partial-{os.getpid()}-not-a-pid", tmp_path / "gen.old-99999999999999999999"]
+    for folder in users:
+        folder.mkdir()
+        (folder / "results.txt").write_text("mine")
     run("generate", shapes_run, "--out", out, "--per-class", 1, "--quiet")
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["gen", mine.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["gen"] + [f.name for f in users])
     assert len(manifest_rows(out)) == 3
 
 
@@ -264,6 +315,8 @@ def test_huge_sample_requests_are_refused_before_allocating(tiny_gan, bounds):
 
 
 def test_bad_seeds_and_batch_sizes_are_clear_errors(tiny_gan):
+    np.testing.assert_array_equal(tiny_gan.sample_from_seeds([0, 1], np.array([3, 4], dtype=object)),
+                                  tiny_gan.sample_from_seeds([0, 1], [3, 4]))
     with pytest.raises(ValueError, match=r"Seed 9223372036854775808 is out of range"):
         tiny_gan.sample_from_seeds([0], [2**63])
     with pytest.raises(ValueError, match="out of range"):
