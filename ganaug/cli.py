@@ -443,7 +443,10 @@ def _train(settings: dict[str, Any], run_dir: Path, *, resume: bool, force: bool
     fresh = gan is None
     replaced = None
     with disk_errors(run_dir):
-        clean_stale_partials(run_dir)  # a replaced run that a killed process left set aside
+        if is_checkpoint(ckpt):
+            # A run replaced by a --force run that was killed after saving an epoch. (Killed
+            # before that, the set-aside run is all there is: it stays, as RUN.old-PID.)
+            clean_stale_partials(run_dir)
         if fresh and force and non_empty_dir(run_dir):
             replaced = set_aside(run_dir)
         created = not run_dir.exists()
