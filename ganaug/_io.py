@@ -48,6 +48,24 @@ def current_umask() -> int:
     return mask
 
 
+# Bytes read (or decompressed) per call when filling a buffer from a file: bounds the
+# temporary copies that gzip and zip readers make to this size, not the buffer's.
+_READ_CHUNK = 4 * 2**20
+
+
+def readinto_all(f: Any, buf: Any) -> int:
+    """Fill the writable buffer ``buf`` (a bytearray, a uint8 array) from ``f`` in bounded
+    chunks, until it is full or ``f`` ends; returns the bytes read."""
+    view = memoryview(buf).cast("B")
+    got = 0
+    while got < len(view):
+        n = f.readinto(view[got : got + _READ_CHUNK])
+        if not n:
+            break
+        got += n
+    return got
+
+
 def fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -166,13 +184,6 @@ def ganaug_marker(folder: str | os.PathLike, markers: tuple[str, ...] = OUTPUT_M
     return None
 
 
-def _is_link(path: Path) -> bool:
-    try:
-        return stat.S_ISLNK(os.lstat(path).st_mode)
-    except OSError:
-        return False
-
-
 def non_empty_dir(path: Path) -> bool:
     return path.is_dir() and any(path.iterdir())
 
@@ -186,7 +197,7 @@ def check_output_dir(out: str | os.PathLike, *, force: bool, what: str = "Output
     ``generate`` a generated set, not a trained run).
     """
     out = Path(out)
-    if _is_link(out):
+    if out.is_symlink():
         raise FileExistsError(
             f"{what} {out} is a symbolic link; ganaug does not write through links. Give the real path."
         )
@@ -278,7 +289,7 @@ def clean_stale_partials(target: str | os.PathLike) -> list[Path]:
         if not sibling.name.startswith(target.name + "."):
             continue
         match = _PARTIAL.fullmatch(sibling.name[len(target.name):])
-        if match is None or _is_link(sibling) or not sibling.is_dir() or _pid_alive(int(match.group(2))):
+        if match is None or sibling.is_symlink() or not sibling.is_dir() or _pid_alive(int(match.group(2))):
             continue
         ours = (_read_head(sibling / PARTIAL_SENTINEL) is not None if match.group(1) == "partial"
                 else ganaug_marker(sibling) is not None)

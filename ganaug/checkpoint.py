@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from safetensors.torch import save as _st_save
 
-from ._io import atomic_write_bytes, fsync_dir
+from ._io import atomic_write_bytes, fsync_dir, readinto_all
 from ._version import __version__
 from .augment import check_policy
 from .classifier import ClassifierConfig, DomainClassifier
@@ -183,12 +183,16 @@ _BETAS = list_of(_RATE, 2, 2)
 _SIZE = integer(1, MAX_CHANNELS * MAX_IMAGE_SIZE**2)  # one axis of an image as the caller gave it
 _LAYOUTS = ("NHW", "NHWC", "NCHW")
 
-#: ModelConfig (ganaug.models). Optional fields have defaults in the dataclass.
-MODEL_FIELDS = {
+#: What both networks' configs say about the images and classes.
+_IMAGE_FIELDS = {
     "n_classes": integer(1, MAX_CLASSES),
     "channels": integer(1, MAX_CHANNELS),
     "height": _SIDE,
     "width": _SIDE,
+}
+#: ModelConfig (ganaug.models). Optional fields have defaults in the dataclass.
+MODEL_FIELDS = {
+    **_IMAGE_FIELDS,
     "latent_dim": optional(integer(1, MAX_LATENT_DIM)),
     "embed_dim": optional(integer(1, MAX_EMBED_DIM)),
     "g_widths": optional(list_of(integer(1, MAX_WIDTH), 1, MAX_BLOCKS)),
@@ -206,10 +210,7 @@ MODEL_FIELDS = {
 }
 #: ClassifierConfig (ganaug.classifier).
 CLASSIFIER_FIELDS = {
-    "n_classes": integer(1, MAX_CLASSES),
-    "channels": integer(1, MAX_CHANNELS),
-    "height": _SIDE,
-    "width": _SIDE,
+    **_IMAGE_FIELDS,
     "feature_dim": optional(integer(1, MAX_FEATURE_DIM)),
 }
 #: TrainConfig (ganaug.trainer) plus the progress of the run.
@@ -733,13 +734,8 @@ def _check_optimizers(document: dict[str, Any], counts: dict[str, int], names: s
 
 def _read_exact(f: Any, n: int) -> bytearray:
     buf = bytearray(n)
-    view = memoryview(buf)
-    got = 0
-    while got < n:
-        k = f.readinto(view[got:])
-        if not k:
-            raise EOFError
-        got += k
+    if readinto_all(f, buf) < n:
+        raise EOFError
     return buf
 
 

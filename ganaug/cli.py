@@ -528,14 +528,12 @@ def _train(settings: dict[str, Any], run_dir: Path, *, resume: bool, force: bool
             click.echo(f"Interrupted before the first epoch was saved{kept}; nothing else was written.", err=True)
         else:
             click.echo(f"Interrupted before the first epoch was saved; start again with: {hint}", err=True)
-        if replaced is not None and hook.saved_epoch:
-            shutil.rmtree(replaced, ignore_errors=True)
         raise click.exceptions.Exit(130) from None
     finally:
         if previous_handler is not None:
             signal.signal(signal.SIGINT, previous_handler)
-    if replaced is not None:
-        shutil.rmtree(replaced, ignore_errors=True)  # the new run has its epochs: the old one goes
+        if replaced is not None and hook.saved_epoch:
+            shutil.rmtree(replaced, ignore_errors=True)  # the new run has an epoch saved: the old one goes
     seconds = time.perf_counter() - started
     with disk_errors(run_dir):
         gan.save(ckpt, overwrite=True)

@@ -39,6 +39,8 @@ import numpy.lib.format as npformat
 import torch
 from PIL import Image
 
+from ._io import readinto_all
+
 MIN_IMAGE_SIZE = 8
 IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
@@ -53,10 +55,6 @@ MAX_ARRAY_BYTES = 4 * 2**30
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 _HIGH_DEPTH_MODES = _SIXTEEN_BIT_MODES + ("I", "F")
 _GREY_MODES = ("1", "L", "LA") + _HIGH_DEPTH_MODES
-
-# Bytes read (or decompressed) per call when filling an array from a file: bounds the
-# temporary copies that gzip and zip readers make to this size, not the array's.
-_READ_CHUNK = 4 * 2**20
 
 __all__ = [
     "MAX_ARRAY_BYTES",
@@ -773,23 +771,11 @@ def _read_idx_header(path: Path, stack: ExitStack) -> tuple[_IdxHeader, IO[bytes
     return header, f
 
 
-def _readinto_all(f: IO[bytes], buf: np.ndarray) -> int:
-    """Fill the uint8 array ``buf`` from ``f`` in bounded chunks; returns the bytes read."""
-    view = memoryview(buf)
-    got = 0
-    while got < len(view):
-        n = f.readinto(view[got : got + _READ_CHUNK])
-        if not n:
-            break
-        got += n
-    return got
-
-
 def _read_idx_data(header: _IdxHeader, f: IO[bytes]) -> np.ndarray:
     """The array after ``header`` in ``f``, read in place: peak memory is the array itself."""
     raw = np.empty(header.nbytes, dtype=np.uint8)
     try:
-        got = _readinto_all(f, raw)
+        got = readinto_all(f, raw)
         # gzip: one byte past the declared size tells an overlong stream, and nothing more
         # is decompressed; at the end of the stream this read also checks the CRC.
         extra = header.gzipped and got == header.nbytes and len(f.read(1)) > 0

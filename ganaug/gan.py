@@ -27,8 +27,7 @@ from .data import ArraySpec, ImageData, as_image_data
 from .grid import grid_image, save_png
 from .losses import LOSSES
 from .models import ARCHITECTURES, Discriminator, Generator, ModelConfig, build_models, model_config
-from .sampling import (MAX_SEED, base_seed, check_batch_size, check_in_memory, check_seeds, generate, generate_filtered,
-                       resolve_counts, seeds_for)
+from .sampling import MAX_SEED, base_seed, check_in_memory, generate, generate_filtered, resolve_counts, seeds_for
 from .trainer import HISTORY_KEYS, TrainConfig, TrainState, make_optimizers, train
 
 __all__ = ["ConditionalDCGAN", "resolve_device"]
@@ -479,7 +478,6 @@ class ConditionalDCGAN(BaseEstimator):
     ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         """(images in [-1, 1] NCHW, class indices, seeds)."""
         self._check_is_fitted()
-        batch_size = check_batch_size(batch_size)
         counts = resolve_counts(n_or_counts, self.classes_)
         check_in_memory(sum(counts.values()), self.image_shape_)
         indices = np.concatenate([np.full(k, i, dtype=np.int64) for i, k in counts.items()] or [np.empty(0, np.int64)])
@@ -550,7 +548,6 @@ class ConditionalDCGAN(BaseEstimator):
         self._check_is_fitted()
         if self.classifier_ is None:
             raise ValueError("sample(filter=...) needs the domain classifier: fit with train_classifier=True.")
-        batch_size = check_batch_size(batch_size)
         counts = resolve_counts(n_or_counts, self.classes_)
         check_in_memory(sum(counts.values()), self.image_shape_)
         base = self._base_seed(random_state, sum(counts.values()))
@@ -571,8 +568,7 @@ class ConditionalDCGAN(BaseEstimator):
         # resolve_counts validates the classes and keeps request order: value -> class index.
         index = dict(zip(unique, resolve_counts(dict.fromkeys(unique, 0), self.classes_)))
         indices = np.asarray([index[c] for c in classes], dtype=np.int64)
-        seeds = check_seeds(seeds)
-        check_in_memory(len(seeds), self.image_shape_)
+        check_in_memory(len(seeds), self.image_shape_)  # iter_generate checks the seeds themselves
         images = generate(self.generator_, indices, seeds, device=self.device_, batch_size=batch_size)
         return self.input_spec_.restore(images)
 

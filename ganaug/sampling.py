@@ -276,6 +276,7 @@ def generate_filtered(
     """
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"filter must be a probability threshold in [0, 1], got {threshold!r}.")
+    batch_size = check_batch_size(batch_size)  # also when no candidate is drawn (all counts 0)
     next_seed = base_seed
     images, labels, seeds = [], [], []
     acceptance: dict[int, float] = {}

@@ -115,6 +115,14 @@ def _refused(path, match, *, seconds=1.0, megabytes=200):
     return info.value
 
 
+def _refused_with(ckpt, field, value, match):
+    """Set one field of ganaug.json and expect the load to be refused."""
+    meta = _meta(ckpt)
+    _set(meta, field, value)
+    _write_meta(ckpt, meta)
+    return _refused(ckpt, match)
+
+
 # --------------------------------------------------------------------------- legitimate checkpoints
 
 
@@ -210,10 +218,7 @@ def test_schema_covers_every_config_field():
     ],
 )
 def test_huge_network_sizes_are_refused_before_allocating(ckpt, field, value, match):
-    meta = _meta(ckpt)
-    _set(meta, field, value)
-    _write_meta(ckpt, meta)
-    _refused(ckpt, match)
+    _refused_with(ckpt, field, value, match)
 
 
 @needs_proc
@@ -387,10 +392,7 @@ def _deep(n):
     ],
 )
 def test_malformed_fields_name_the_field(ckpt, field, value, match):
-    meta = _meta(ckpt)
-    _set(meta, field, value)
-    _write_meta(ckpt, meta)
-    error = _refused(ckpt, match)
+    error = _refused_with(ckpt, field, value, match)
     assert str(ckpt / CONFIG) in str(error)
 
 
@@ -444,10 +446,7 @@ def test_numbers_beyond_json_are_refused(ckpt):
     ],
 )
 def test_contradictions_within_the_description_are_refused(ckpt, field, value, match):
-    meta = _meta(ckpt)
-    _set(meta, field, value)
-    _write_meta(ckpt, meta)
-    _refused(ckpt, match)
+    _refused_with(ckpt, field, value, match)
 
 
 @needs_proc
