@@ -122,6 +122,35 @@ def check_dataclass_fields(cls: type, document: Any, what: str) -> None:
         raise ValueError(f"The {what} lacks the fields {missing}.")
 
 
+class NpyStream:
+    """A ``.npy`` array written to an open binary file batch by batch, in order.
+
+    Plain writes, not a memory map: memory stays flat, and on a full disk a write raises
+    ENOSPC, while a store into a memory map kills the process with SIGBUS.
+    """
+
+    def __init__(self, file: Any, shape: tuple[int, ...], dtype: Any) -> None:
+        import numpy as np
+
+        self.file, self._dtype = file, np.dtype(dtype)
+        self._left = int(np.prod(shape, dtype=np.int64))
+        np.lib.format.write_array_header_2_0(
+            file, {"descr": np.lib.format.dtype_to_descr(self._dtype), "fortran_order": False, "shape": shape})
+
+    def write(self, batch: Any) -> Any:
+        """Append ``batch``; returns it as written (contiguous, in the array's dtype)."""
+        import numpy as np
+
+        batch = np.ascontiguousarray(batch, dtype=self._dtype)
+        self._left -= batch.size
+        self.file.write(batch.tobytes())
+        return batch
+
+    def finish(self) -> None:
+        if self._left != 0:
+            raise RuntimeError(f".npy stream closed with {self._left} values missing")  # a bug, not user input
+
+
 # --------------------------------------------------------------------------- disk faults
 
 

@@ -47,8 +47,8 @@ from typing import Any, Callable
 import click
 from click.core import ParameterSource
 
-from ._io import (MANIFEST_HEADER, check_output_dir, clean_stale_partials, disk_errors, ganaug_marker, make_partial_dir,
-                  non_empty_dir, publish_dir, refuse_overlap, set_aside)
+from ._io import (MANIFEST_HEADER, NpyStream, check_output_dir, clean_stale_partials, disk_errors, ganaug_marker,
+                  make_partial_dir, non_empty_dir, publish_dir, refuse_overlap, set_aside)
 from ._version import __version__
 
 __all__ = ["main"]
@@ -866,33 +866,16 @@ def _generate(run_dir: Path, out: Path, *, per_class: int | None = None, balance
     }
 
 
-class _NpzArray:
+class _NpzArray(NpyStream):
     """One .npy member of an .npz being written, filled batch by batch in order."""
 
-    def __init__(self, member: Any, shape: tuple[int, ...], dtype: Any) -> None:
-        import numpy as np
-
-        self.member, self._dtype = member, np.dtype(dtype)
-        self._left = int(np.prod(shape, dtype=np.int64))
-        np.lib.format.write_array_header_2_0(
-            self.member, {"descr": np.lib.format.dtype_to_descr(self._dtype), "fortran_order": False, "shape": shape})
-
-    def write(self, batch: Any) -> None:
-        import numpy as np
-
-        batch = np.ascontiguousarray(batch, dtype=self._dtype)
-        self._left -= batch.size
-        self.member.write(batch.tobytes())
-
     def close(self) -> None:
-        if self._left != 0:
-            raise RuntimeError(f"npz member written with {self._left} values missing")  # a bug, not user input
-        self.member.close()
+        self.finish()
+        self.file.close()
 
 
 class _NpzWriter:
-    """samples.npz written as a stream, with ordinary writes: memory stays flat, and a full
-    disk raises ENOSPC (writing through a memory map would kill the process with SIGBUS)."""
+    """samples.npz written as a stream of .npy members (:class:`ganaug._io.NpyStream`)."""
 
     def __init__(self, path: Path) -> None:
         import zipfile
@@ -911,7 +894,7 @@ class _NpzWriter:
             return
         # After an error (a full disk) the half-written file is deleted with its folder:
         # close every handle now, quietly, so none tries to write again when collected.
-        for handle in [a.member for a in self._arrays] + [self._zip, self._file]:
+        for handle in [a.file for a in self._arrays] + [self._zip, self._file]:
             with contextlib.suppress(Exception):
                 handle.close()
 

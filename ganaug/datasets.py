@@ -55,7 +55,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Subset, TensorDataset
 
-from ._io import disk_errors
+from ._io import NpyStream, disk_errors
 from .data import ArraySpec, item_spec
 from .gan import ConditionalDCGAN
 from .sampling import MAX_SEED, base_seed, iter_generate, resolve_counts, synthetic_counts
@@ -282,17 +282,12 @@ class _SyntheticStore:
         record_path = path.with_suffix(".json")
         record_tmp = record_path.with_name(f".{record_path.name}.{os.getpid()}.tmp")
         try:
-            # Plain writes, not a memory map: on a full disk a write raises ENOSPC, while a
-            # store into a memory map kills the process with SIGBUS.
             h = hashlib.sha256()  # of the bytes as stored, hashed while they are written
             with disk_errors(path, "writing the synthetic-image cache"), open(tmp, "wb") as f:
-                header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
-                          "shape": (self.n, *self.image_shape)}
-                np.lib.format.write_array_header_2_0(f, header)
+                stream = NpyStream(f, (self.n, *self.image_shape), np.float32)  # a full disk: ENOSPC, not SIGBUS
                 for batch in self._generate(0, self.n):
-                    data = np.ascontiguousarray(batch.numpy(), dtype=np.float32)
-                    f.write(data.tobytes())
-                    h.update(data)
+                    h.update(stream.write(batch.numpy()))
+                stream.finish()
             os.replace(tmp, path)  # a half-written cache never looks complete
             # The record goes last: an array without its record is never trusted.
             record_tmp.write_text(json.dumps({**self._cache_record(), "sha256": h.hexdigest()}))
