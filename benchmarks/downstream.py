@@ -1,0 +1,827 @@
+"""Downstream benchmark: does a classifier get better with GAN samples, and against what?
+
+    python benchmarks/downstream.py --quick             # a subset, said so; < 15 min on a 2-core CPU
+    python benchmarks/downstream.py                     # the full protocol (hours on a CPU; resumable)
+    python benchmarks/downstream.py --data images/ --profile full   # your data, same protocol
+    python benchmarks/downstream.py --device cuda       # the same protocol on a GPU
+    python benchmarks/downstream.py --tune              # choose the classifiers' settings on validation splits
+    python benchmarks/downstream.py --report-only       # tables and plots from the results on disk
+
+Every setting lives in benchmarks/downstream.json (a profile overrides the values it names).
+
+Protocol. Each dataset is split once (stratified, fixed seed) into a training pool and a
+held-out test split. For each regime and seed, the seed draws which classes are rare, the
+training subset from the pool, the GAN and the classifier; the rest of the pool is the
+run's validation split (GAN quality figures; --tune). Every method is trained on the same
+subset with the same classifier, steps and seed, and is scored on the whole test split:
+accuracy, balanced accuracy, macro-F1 and the mean recall of the classes that have fewer
+images than the largest (none in balanced regimes). Two classifiers: a small CNN fed
+through ganaug's AugmentedDataset (the torch path) and a logistic regression on pixels fed
+through GANOverSampler (the sklearn path).
+
+Report: mean and 95% Student-t interval over seeds, and for every GAN row the paired
+difference (same seeds) against the non-GAN row of its regime with the best mean balanced
+accuracy on the test split. Choosing the best baseline after seeing the test split favours
+the baseline, never the GAN.
+
+Results: one JSON file per (dataset, regime, seed) in --results (raw runs with the machine,
+torch version, device and git commit), read back on the next start so an interrupted run
+resumes where it stopped; a Markdown table and one PNG per dataset and classifier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, TensorDataset
+
+HERE = Path(__file__).resolve().parent
+CONFIG = HERE / "downstream.json"
+RESULTS = HERE / "results"
+GAN_METHODS = ("gan", "gan+classical", "gan-filter", "gan-classic")
+METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "minority_recall")
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        out[key] = merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def load_config(path: Path, profile: str) -> dict:
+    raw = json.loads(Path(path).read_text())
+    profiles = raw.pop("profiles", {})
+    if profile not in profiles:
+        raise SystemExit(f"error: profile {profile!r} is not in {path}; profiles: {sorted(profiles)}.")
+    cfg = merge({k: v for k, v in raw.items() if not k.startswith("_")}, profiles[profile])
+    cfg["profile"] = profile
+    return cfg
+
+
+def run_key(cfg: dict, dataset: str, regime: str) -> str:
+    """A hash of every setting that shapes one run (not the list of methods: a new method is
+    added to existing results)."""
+    shaping = {k: cfg[k] for k in ("split_seed", "min_per_class", "gan", "gan_classic", "quality", "augment",
+                                   "cnn", "sklearn")}
+    shaping["dataset"] = cfg["datasets"][dataset]
+    shaping["regime"] = cfg["regimes"][regime]
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def machine(device: str) -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True,
+                                timeout=10).stdout.strip() or None
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "ganaug", "benchmarks/downstream.py"],
+                                    cwd=HERE.parent, capture_output=True, text=True, timeout=10).stdout.strip())
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = None, None
+    info = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version(), "device": device, "git_commit": commit, "git_dirty": dirty}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+# --------------------------------------------------------------------------- data
+
+
+def load_dataset(spec: dict) -> tuple[np.ndarray, np.ndarray]:
+    """-> uint8 images (N, H, W) or (N, H, W, C) and class indices 0..C-1."""
+    from ganaug.data import load_source
+
+    source = spec["source"]
+    if source == "sklearn-digits":
+        from sklearn.datasets import load_digits
+
+        X, y = load_digits(return_X_y=True)
+        X = np.rint(X.reshape(-1, 8, 8) * (255 / 16)).astype(np.uint8)  # 17 grey levels, kept exactly
+    else:
+        path = Path(source)
+        if not path.is_absolute() and not path.exists():
+            path = HERE.parent / source
+        if not path.exists():
+            raise FileNotFoundError(f"Dataset {source} not found (looked in {path}).")
+        X, y = load_source(path)
+        X = np.asarray(X)
+        if X.dtype != np.uint8:
+            low, high = float(X.min()), float(X.max())
+            if X.dtype.kind == "f" and low >= 0 and high <= 1:
+                low, high = 0.0, 1.0
+            X = np.rint((X.astype(np.float64) - low) / max(high - low, 1e-12) * 255).astype(np.uint8)
+    _, y = np.unique(np.asarray(y), return_inverse=True)
+    return X, y.astype(np.int64)
+
+
+def split_pool_test(y: np.ndarray, test_size: float | int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(y))
+    pool, test = train_test_split(idx, test_size=test_size, stratify=y, random_state=seed)
+    return np.sort(pool), np.sort(test)
+
+
+def regime_counts(regime: dict, n_classes: int, majority: int, min_per_class: int, order: np.ndarray) -> np.ndarray:
+    """Training images per class; ``order`` (a seeded permutation) says which classes are rare."""
+    kind = regime["kind"]
+    if kind == "balanced":
+        counts = np.full(n_classes, regime["per_class"])
+    elif kind == "step":
+        counts = np.full(n_classes, majority)
+        counts[order[n_classes - n_classes // 2:]] = round(majority / regime["ratio"])
+    elif kind == "exponential":
+        counts = np.empty(n_classes, dtype=np.int64)
+        counts[order] = np.rint(majority * regime["ratio"] ** (-np.arange(n_classes) / (n_classes - 1)))
+    else:
+        raise ValueError(f"Unknown regime kind {kind!r}: balanced, step or exponential.")
+    return np.maximum(counts, min_per_class).astype(np.int64)
+
+
+def draw_subset(pool_y: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """-> positions in the pool of the training subset and of the rest (the validation split)."""
+    train = []
+    for c, k in enumerate(counts):
+        members = np.flatnonzero(pool_y == c)
+        if k > len(members):
+            raise ValueError(f"class {c} needs {k} images but the pool has {len(members)}")
+        train.append(rng.choice(members, k, replace=False))
+    train = np.sort(np.concatenate(train))
+    return train, np.setdiff1d(np.arange(len(pool_y)), train)
+
+
+# --------------------------------------------------------------------------- classical augmentation
+
+
+class Classical:
+    """The issue's classical augmentation with albumentations, on uint8 (H, W[, C]) arrays."""
+
+    def __init__(self, cfg: dict, side: int, seed: int) -> None:
+        import albumentations as A
+
+        size = side / cfg["elastic_reference_size"]
+        steps = [
+            A.Affine(rotate=(-cfg["rotate"], cfg["rotate"]), translate_px=(-cfg["translate_px"], cfg["translate_px"]),
+                     scale=tuple(cfg["scale"]), p=1.0),
+            A.ElasticTransform(alpha=cfg["elastic_alpha"] * size, sigma=cfg["elastic_sigma"] * size,
+                               p=cfg["elastic_p"]),
+        ]
+        try:
+            self.compose = A.Compose(steps, seed=seed)
+        except TypeError:  # albumentations < 1.4.18 has no per-pipeline seed: seed its global RNGs
+            import random
+
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            self.compose = A.Compose(steps)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        return self.compose(image=image)["image"]
+
+    def copies(self, X: np.ndarray) -> np.ndarray:
+        """One augmented copy of every image of X."""
+        return np.stack([self(x) for x in X])
+
+
+def to_chw_float(image: Any) -> torch.Tensor:
+    """uint8 (H, W) or (H, W, C), array or tensor -> float (C, H, W) in [0, 1]."""
+    t = torch.as_tensor(np.asarray(image), dtype=torch.float32) / 255.0
+    return t[None] if t.ndim == 2 else t.permute(2, 0, 1)
+
+
+class ImageTransform:
+    """What the CNN path's datasets apply to every item: optional classical augmentation,
+    then float CHW. Works on real and synthetic items alike (AugmentedDataset's transform)."""
+
+    def __init__(self, classical: Classical | None = None) -> None:
+        self.classical = classical
+
+    def __call__(self, image: Any) -> torch.Tensor:
+        image = np.asarray(image)
+        if self.classical is not None:
+            image = self.classical(image)
+        return to_chw_float(image)
+
+
+class ArrayDataset(Dataset):
+    def __init__(self, X: np.ndarray, y: np.ndarray, transform: ImageTransform) -> None:
+        self.X, self.y, self.transform = X, torch.as_tensor(y), transform
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(self.X[i]), self.y[i]
+
+
+# --------------------------------------------------------------------------- classifiers
+
+
+def small_cnn(channels: int, height: int, width: int, n_classes: int) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),     # (N, 16, H/2, W/2)
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),           # (N, 32, H/4, W/4)
+        nn.Flatten(), nn.Linear(32 * (height // 4) * (width // 4), 64), nn.ReLU(), nn.Linear(64, n_classes),
+    )
+
+
+def train_cnn(dataset: Dataset, n_classes: int, shape: tuple[int, int, int], cfg: dict, seed: int, device: str,
+              class_weight: np.ndarray | None = None) -> nn.Module:
+    torch.manual_seed(seed)
+    model = small_cnn(*shape, n_classes).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32, device=device)
+    batch = min(cfg["batch_size"], len(dataset))
+    loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(seed))
+    step = 0
+    while step < cfg["steps"]:
+        for xb, yb in loader:
+            loss = nn.functional.cross_entropy(model(xb.to(device)), yb.to(device), weight=weight)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            if step == cfg["steps"]:
+                break
+    return model.eval()
+
+
+@torch.no_grad()
+def cnn_predict(model: nn.Module, X: np.ndarray, device: str) -> np.ndarray:
+    out = []
+    for start in range(0, len(X), 1024):
+        xb = torch.stack([to_chw_float(x) for x in X[start:start + 1024]]).to(device)
+        out.append(model(xb).argmax(1).cpu().numpy())
+    return np.concatenate(out)
+
+
+def fit_sklearn(X: np.ndarray, y: np.ndarray, cfg: dict, seed: int, class_weight: str | None = None):
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=cfg["C"], max_iter=cfg["max_iter"], class_weight=class_weight, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(X.reshape(len(X), -1) / 255.0, y)
+
+
+def scores(y_true: np.ndarray, y_pred: np.ndarray, counts: np.ndarray) -> dict[str, float | None]:
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
+
+    rare = np.flatnonzero(counts < counts.max()).tolist()
+    return {
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
+        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        "minority_recall": float(recall_score(y_true, y_pred, labels=rare, average="macro", zero_division=0))
+        if rare else None,
+    }
+
+
+# --------------------------------------------------------------------------- GANs
+
+
+def train_gan(X: np.ndarray, y: np.ndarray, gan_cfg: dict, seed: int, device: str, X_val: np.ndarray,
+              y_val: np.ndarray, quality_cfg: dict) -> tuple[Any, dict]:
+    """Train a ConditionalDCGAN for a fixed number of steps; measure it on the validation split."""
+    from ganaug import ConditionalDCGAN
+    from ganaug.metrics import evaluate_generator
+
+    gan = ConditionalDCGAN(**gan_cfg["params"], random_state=seed, device=device, verbose=False)
+    batch = min(gan._train_config().batch_size, len(y))
+    gan.set_params(max_epochs=math.ceil(gan_cfg["steps"] / (len(y) // batch)))
+    start = time.perf_counter()
+    try:
+        gan.fit(X, y)
+    except ValueError as exc:  # e.g. the classic preset on images that are not 28x28
+        return None, {"skipped": str(exc)}
+    record = {"steps": gan.n_steps_, "epochs": gan.n_epochs_, "seconds": round(time.perf_counter() - start, 2)}
+    report = evaluate_generator(gan, X_val, y_val, train_X=X, train_y=y, n_per_class=quality_cfg["n_per_class"],
+                                cas_epochs=quality_cfg["cas_epochs"], random_state=seed)
+    record["quality"] = {k: report[k] for k in ("class_fidelity_mean", "fid_ratio", "precision", "recall", "cas",
+                                                "cas_real_baseline", "real_accuracy")}
+    record["quality"]["class_fidelity"] = report["class_fidelity"]
+    return gan, record
+
+
+# --------------------------------------------------------------------------- one run
+
+
+class Run:
+    """One (dataset, regime, seed): the training subset, its GANs, and every method on it."""
+
+    def __init__(self, cfg: dict, data: dict, dataset: str, regime: str, seed: int, device: str) -> None:
+        self.cfg, self.device, self.seed = cfg, device, seed
+        X, y, pool, test = data["X"], data["y"], data["pool"], data["test"]
+        n_classes = int(y.max()) + 1
+        spec = cfg["datasets"][dataset]
+        rng = np.random.default_rng([seed, int(hashlib.sha256(regime.encode()).hexdigest()[:8], 16)])
+        order = rng.permutation(n_classes)
+        majority = data["majority"]
+        self.counts = regime_counts(cfg["regimes"][regime], n_classes, majority, cfg["min_per_class"], order)
+        train, val = draw_subset(y[pool], self.counts, rng)
+        self.X, self.y = X[pool[train]], y[pool[train]]
+        self.X_val, self.y_val = X[pool[val]], y[pool[val]]
+        self.X_test, self.y_test = X[test], y[test]
+        self.n_classes = n_classes
+        self.shape = to_chw_float(X[0]).shape
+        self.cnn_cfg = spec.get("cnn", cfg["cnn"])
+        self.sk_cfg = spec.get("sklearn", cfg["sklearn"])
+        self.fill = {c: int(round(cfg["gan"]["fill"] * self.counts.max())) for c in range(n_classes)}
+        self._gans: dict[str, tuple[Any, dict]] = {}
+        self._filter_failed: str | None = None
+
+    def gan(self, which: str) -> tuple[Any, dict]:
+        if which not in self._gans:
+            gan_cfg = self.cfg["gan"] if which == "gan" else self.cfg["gan_classic"]
+            self._gans[which] = train_gan(self.X, self.y, gan_cfg, self.seed, self.device, self.X_val, self.y_val,
+                                          self.cfg["quality"])
+        return self._gans[which]
+
+    def classical(self, salt: int) -> Classical:
+        return Classical(self.cfg["augment"], self.X.shape[1], self.seed * 1000 + salt)
+
+    def ros_index(self) -> np.ndarray:
+        from imblearn.over_sampling import RandomOverSampler
+
+        ros = RandomOverSampler(random_state=self.seed).fit_resample(np.arange(len(self.y))[:, None], self.y)
+        return ros[0][:, 0]
+
+    def balanced_weights(self) -> np.ndarray:
+        return len(self.y) / (self.n_classes * self.counts)
+
+    # ---- the torch path: a CNN fed through torch Datasets (AugmentedDataset for GAN rows)
+
+    def cnn(self, method: str) -> dict:
+        from ganaug import AugmentedDataset
+
+        classical = self.classical(1) if "classical" in method else None
+        transform = ImageTransform(classical)
+        weights, n_synthetic, gan_record = None, 0, None
+        if method in ("none", "class-weights", "classical"):
+            dataset: Dataset = ArrayDataset(self.X, self.y, transform)
+            weights = self.balanced_weights() if method == "class-weights" else None
+        elif method in ("ros", "classical+ros"):
+            idx = self.ros_index()
+            dataset = ArrayDataset(self.X[idx], self.y[idx], transform)
+        elif method in GAN_METHODS:
+            gan, gan_record = self.gan("classic" if method == "gan-classic" else "gan")
+            if gan is None:
+                return {"skipped": gan_record["skipped"]}
+            real = TensorDataset(torch.from_numpy(self.X), torch.from_numpy(self.y))
+            if method == "gan-filter":
+                wanted = {c: self.fill[c] - int(k) for c, k in enumerate(self.counts) if self.fill[c] > k}
+                try:
+                    images, labels = gan.sample(wanted, random_state=self.seed, filter=self.cfg["gan"]["filter"])
+                except ValueError as exc:  # too few candidates passed the filter
+                    self._filter_failed = str(exc)
+                    return {"failed": str(exc)}
+                dataset = ConcatDataset([ArrayDataset(self.X, self.y, transform),
+                                         ArrayDataset(np.asarray(images), np.asarray(labels), transform)])
+                n_synthetic = len(labels)
+            else:
+                dataset = AugmentedDataset(real, gan, sampling_strategy=self.fill, transform=transform,
+                                           target_transform=lambda t: torch.as_tensor(t), random_state=self.seed)
+                n_synthetic = dataset.n_synthetic
+        else:
+            raise ValueError(f"Unknown cnn method {method!r}.")
+        start = time.perf_counter()
+        model = train_cnn(dataset, self.n_classes, self.shape, self.cnn_cfg, self.seed, self.device, weights)
+        pred = cnn_predict(model, self.X_test, self.device)
+        return self._record(pred, time.perf_counter() - start, len(dataset), n_synthetic, gan_record)
+
+    # ---- the sklearn path: a logistic regression on pixels fed through imbalanced-learn samplers
+
+    def sklearn(self, method: str) -> dict:
+        from imblearn.over_sampling import SMOTE, RandomOverSampler
+
+        from ganaug.sklearn import GANOverSampler
+
+        flat = self.X.reshape(len(self.X), -1)
+        X, y, class_weight, gan_record = flat, self.y, None, None
+        if method == "class-weights":
+            class_weight = "balanced"
+        elif method in ("ros", "classical+ros"):
+            X, y = RandomOverSampler(random_state=self.seed).fit_resample(flat, self.y)
+        elif method == "smote":
+            k = min(5, int(self.counts.min()) - 1)
+            X, y = SMOTE(k_neighbors=k, random_state=self.seed).fit_resample(flat, self.y)
+        elif method in GAN_METHODS:
+            gan, gan_record = self.gan("classic" if method == "gan-classic" else "gan")
+            if gan is None:
+                return {"skipped": gan_record["skipped"]}
+            if method == "gan-filter" and self._filter_failed:  # same GAN, same threshold: do not redraw
+                return {"failed": self._filter_failed}
+            sampler = GANOverSampler(generator=gan, sampling_strategy=self.fill, image_shape=self.X.shape[1:],
+                                     value_range=(0, 255), random_state=self.seed,
+                                     filter=self.cfg["gan"]["filter"] if method == "gan-filter" else None)
+            try:
+                X, y = sampler.fit_resample(flat, self.y)
+            except ValueError as exc:
+                return {"failed": str(exc)}
+        elif method not in ("none", "classical"):
+            raise ValueError(f"Unknown sklearn method {method!r}.")
+        n_synthetic = len(y) - len(self.y) if method in GAN_METHODS else 0
+        if "classical" in method:
+            images = X.reshape((-1, *self.X.shape[1:])).astype(np.uint8)
+            X = np.concatenate([X, self.classical(2).copies(images).reshape(len(X), -1)])
+            y = np.concatenate([y, y])
+        start = time.perf_counter()
+        model = fit_sklearn(X, y, self.sk_cfg, self.seed, class_weight)
+        pred = model.predict(self.X_test.reshape(len(self.X_test), -1) / 255.0)
+        return self._record(pred, time.perf_counter() - start, len(y), n_synthetic, gan_record)
+
+    def _record(self, pred: np.ndarray, seconds: float, n_train: int, n_synthetic: int, gan: dict | None) -> dict:
+        record = {"metrics": scores(self.y_test, pred, self.counts), "train_seconds": round(seconds, 2),
+                  "n_train": int(n_train), "n_synthetic": int(n_synthetic)}
+        if gan is not None:
+            record["gan"] = gan
+        return record
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+def prepare(cfg: dict, dataset: str) -> dict | str:
+    """The dataset's arrays and split, or why it cannot run."""
+    spec = cfg["datasets"][dataset]
+    try:
+        X, y = load_dataset(spec)
+    except (FileNotFoundError, ValueError) as exc:
+        return str(exc)
+    pool, test = split_pool_test(y, spec["test_size"], cfg["split_seed"])
+    smallest = int(np.bincount(y[pool]).min())
+    majority = min(spec.get("majority", 200), smallest)
+    return {"X": X, "y": y, "pool": pool, "test": test, "majority": majority, "pool_smallest": smallest}
+
+
+def cell_path(results: Path, cfg: dict, dataset: str, regime: str, seed: int) -> Path:
+    """One file per (dataset, regime, seed, settings): profiles that share settings share runs
+    (the quick profile is a subset of the full one), and other settings never overwrite them."""
+    safe = regime.replace(":", "_")
+    return results / f"downstream-{dataset}-{safe}-s{seed}-{run_key(cfg, dataset, regime)}.json"
+
+
+def write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def plan(cfg: dict) -> list[tuple[str, str, int]]:
+    datasets = cfg.get("datasets_only") or list(cfg["datasets"])
+    regimes = cfg.get("regimes_only") or list(cfg["regimes"])
+    return [(d, r, s) for d in datasets for r in regimes for s in range(cfg["seeds"])]
+
+
+def skip_reason(cfg: dict, data: dict, regime: str) -> str | None:
+    n_classes = int(data["y"].max()) + 1
+    worst = regime_counts(cfg["regimes"][regime], n_classes, data["majority"], cfg["min_per_class"],
+                          np.arange(n_classes)).max()
+    if worst > data["pool_smallest"]:
+        return f"needs {worst} images of a class; the training pool has {data['pool_smallest']} of its smallest class"
+    return None
+
+
+def run_all(cfg: dict, results: Path, device: str, log=print) -> None:
+    from tqdm import tqdm
+
+    results.mkdir(parents=True, exist_ok=True)
+    cells = plan(cfg)
+    prepared: dict[str, dict | str] = {}
+    todo = []
+    for dataset, regime, seed in cells:
+        path = cell_path(results, cfg, dataset, regime, seed)
+        key = run_key(cfg, dataset, regime)
+        existing = json.loads(path.read_text()) if path.exists() else None
+        if existing is not None and existing.get("key") != key:
+            raise SystemExit(
+                f"error: {path} holds results made with other settings (key {existing.get('key')}, now {key}). "
+                "Move it aside, or write to another folder with --results DIR."
+            )
+        missing = [(c, m) for c, ms in cfg["methods"].items() for m in ms
+                   if existing is None or m not in existing.get("runs", {}).get(c, {})]
+        if missing:
+            todo.append((dataset, regime, seed, path, key, existing, missing))
+    log(f"{len(cells)} runs in profile {cfg['profile']!r}; {len(cells) - len(todo)} found in {results}, "
+        f"{len(todo)} to do.")
+    info = machine(device)
+    bar = tqdm(todo, desc="runs", unit="run", dynamic_ncols=True, file=sys.stderr)
+    for dataset, regime, seed, path, key, existing, missing in bar:
+        bar.set_postfix_str(f"{dataset} {regime} seed {seed}")
+        if dataset not in prepared:
+            prepared[dataset] = prepare(cfg, dataset)
+        data = prepared[dataset]
+        record = existing or {"dataset": dataset, "regime": regime, "seed": seed, "key": key, "runs": {},
+                              "config": {"dataset": cfg["datasets"][dataset], "regime": cfg["regimes"][regime]}}
+        reason = data if isinstance(data, str) else skip_reason(cfg, data, regime)
+        if reason is not None:
+            record["skipped"] = reason
+            record["runs"] = {c: {m: {"skipped": reason} for m in ms} for c, ms in cfg["methods"].items()}
+        else:
+            run = Run(cfg, data, dataset, regime, seed, device)
+            record["counts"] = run.counts.tolist()
+            record["n_test"] = int(len(run.y_test))
+            for classifier, method in missing:
+                record["runs"].setdefault(classifier, {})[method] = getattr(run, classifier)(method)
+        record["machine"] = info
+        record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        write_json(path, record)
+    bar.close()
+
+
+# --------------------------------------------------------------------------- statistics and report
+
+
+def t_interval(values: list[float]) -> tuple[float, float]:
+    """Mean and half-width of the 95% Student-t interval (nan half-width below 2 values)."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=np.float64)
+    if len(v) < 2:
+        return float(v.mean()) if len(v) else math.nan, math.nan
+    return float(v.mean()), float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
+
+
+def summarise(cfg: dict, results: Path) -> dict:
+    """Every (dataset, classifier, regime, method): per-seed metrics, mean and interval; every
+    GAN row's paired difference against the best non-GAN row of its regime."""
+    table: dict = {}
+    for dataset, regime, seed in plan(cfg):
+        path = cell_path(results, cfg, dataset, regime, seed)
+        if not path.exists():
+            continue
+        cell = json.loads(path.read_text())
+        if cell.get("key") != run_key(cfg, dataset, regime):
+            continue
+        for classifier, methods in cfg["methods"].items():
+            for method in methods:
+                run = cell["runs"].get(classifier, {}).get(method)
+                if run is None:
+                    continue
+                entry = table.setdefault(dataset, {}).setdefault(classifier, {}).setdefault(regime, {}).setdefault(
+                    method, {"seeds": [], "values": {m: [] for m in METRICS}, "notes": []})
+                if "metrics" not in run:
+                    entry["notes"].append(f"seed {seed}: " + run.get("skipped", run.get("failed", "?")))
+                    continue
+                entry["seeds"].append(seed)
+                for m in METRICS:
+                    entry["values"][m].append(run["metrics"][m])
+                if "gan" in run:
+                    entry.setdefault("gan_seconds", []).append(run["gan"]["seconds"])
+                    entry.setdefault("gan_steps", []).append(run["gan"]["steps"])
+                    entry.setdefault("class_fidelity", []).append(run["gan"]["quality"]["class_fidelity_mean"])
+                    entry.setdefault("fid_ratio", []).append(run["gan"]["quality"]["fid_ratio"])
+                    entry.setdefault("recall", []).append(run["gan"]["quality"]["recall"])
+                entry.setdefault("n_synthetic", []).append(run["n_synthetic"])
+    for dataset in table.values():
+        for classifier in dataset.values():
+            for regime in classifier.values():
+                for entry in regime.values():
+                    entry["mean"], entry["ci95"] = {}, {}
+                    for m, vals in entry["values"].items():
+                        vals = [v for v in vals if v is not None]
+                        entry["mean"][m], entry["ci95"][m] = t_interval(vals) if vals else (None, None)
+                baselines = {m: e for m, e in regime.items() if m not in GAN_METHODS and e["seeds"]}
+                if not baselines:
+                    continue
+                best = max(baselines, key=lambda m: baselines[m]["mean"]["balanced_accuracy"])
+                for method, entry in regime.items():
+                    if method not in GAN_METHODS or not entry["seeds"]:
+                        continue
+                    paired = {}
+                    for m in METRICS:
+                        base = dict(zip(baselines[best]["seeds"], baselines[best]["values"][m]))
+                        diffs = [v - base[s] for s, v in zip(entry["seeds"], entry["values"][m])
+                                 if s in base and v is not None and base[s] is not None]
+                        mean, hw = t_interval(diffs) if diffs else (None, None)
+                        paired[m] = {"baseline": best, "mean": mean, "ci95": hw, "n": len(diffs), "diffs": diffs}
+                    entry["paired"] = paired
+    return table
+
+
+def pct(x: float | None, hw: float | None = None, signed: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    s = f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}"
+    return s if hw is None or math.isnan(hw) else f"{s} ± {100 * hw:.1f}"
+
+
+def markdown(cfg: dict, table: dict, info: dict | None) -> str:
+    lines = [f"# Downstream benchmark, profile `{cfg['profile']}`", ""]
+    if cfg["profile"] != "full":
+        lines += [f"**A subset of the protocol** (profile `{cfg['profile']}`: {cfg['seeds']} seeds, regimes "
+                  f"{', '.join(cfg.get('regimes_only') or cfg['regimes'])}): not the full benchmark.", ""]
+    if info:
+        lines += [f"Machine: {info.get('gpu') or info['cpu']}, {info['cores']} cores, torch {info['torch']} "
+                  f"({info['torch_threads']} threads), device {info['device']}, commit "
+                  f"{(info.get('git_commit') or '?')[:10]}.", ""]
+    lines += ["Balanced accuracy on the real test split, % (mean ± 95% t-interval over seeds). "
+              "GAN rows: paired difference (percentage points, same seeds) against the best non-GAN row of the "
+              "regime, named under it.", ""]
+    for dataset, classifiers in table.items():
+        for classifier, regimes in classifiers.items():
+            names = list(regimes)
+            lines += [f"## {dataset}, {classifier}", "", "| method | " + " | ".join(names) + " |",
+                      "| --- |" + " --- |" * len(names)]
+            methods = [m for m in cfg["methods"][classifier]]
+            for method in methods:
+                row = [method]
+                for r in names:
+                    e = regimes[r].get(method)
+                    row.append(pct(e["mean"]["balanced_accuracy"], e["ci95"]["balanced_accuracy"])
+                               if e and e["seeds"] else "n/a")
+                lines.append("| " + " | ".join(row) + " |")
+            for method in methods:
+                if method not in GAN_METHODS:
+                    continue
+                row = [f"Δ {method}"]
+                for r in names:
+                    p = regimes[r].get(method, {}).get("paired", {}).get("balanced_accuracy")
+                    row.append(f"{pct(p['mean'], p['ci95'], signed=True)} vs {p['baseline']}" if p else "n/a")
+                lines.append("| " + " | ".join(row) + " |")
+            lines += ["", "Minority recall (classes rarer than the largest), macro-F1 and GAN quality, means:", "",
+                      "| regime | method | seeds | accuracy | macro-F1 | minority recall | Δ minority recall | "
+                      "synthetic | GAN steps | GAN s | fidelity | Fréchet ratio | recall |",
+                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            for r in names:
+                for method in methods:
+                    e = regimes[r].get(method)
+                    if e is None:
+                        continue
+                    if not e["seeds"]:
+                        lines.append(f"| {r} | {method} | 0 | n/a: {e['notes'][0] if e['notes'] else ''} "
+                                     "| | | | | | | | | |")
+                        continue
+                    p = e.get("paired", {}).get("minority_recall")
+                    gm = (lambda k: f"{np.mean(e[k]):.3g}" if k in e else "")
+                    lines.append(
+                        f"| {r} | {method} | {len(e['seeds'])} | {pct(e['mean']['accuracy'])} | "
+                        f"{pct(e['mean']['macro_f1'])} | {pct(e['mean']['minority_recall'])} | "
+                        f"{pct(p['mean'], p['ci95'], signed=True) if p and p['mean'] is not None else ''} | "
+                        f"{round(float(np.mean(e['n_synthetic'])))} | {gm('gan_steps')} | {gm('gan_seconds')} | "
+                        f"{gm('class_fidelity')} | {gm('fid_ratio')} | {gm('recall')} |")
+            notes = sorted({n for r in names for e in regimes[r].values() for n in e["notes"]})
+            if notes:
+                lines += ["", "Not run or failed: " + "; ".join(notes[:12]) + (" …" if len(notes) > 12 else "")]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def plot(cfg: dict, table: dict, results: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    for dataset, classifiers in table.items():
+        for classifier, regimes in classifiers.items():
+            balanced = [r for r in regimes if cfg["regimes"][r]["kind"] == "balanced"]
+            skewed = [r for r in regimes if cfg["regimes"][r]["kind"] != "balanced"]
+            fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+            for method in cfg["methods"][classifier]:
+                if method not in GAN_METHODS:
+                    continue
+                for ax, names, xs in ((axes[0], balanced, [cfg["regimes"][r].get("per_class") for r in balanced]),
+                                      (axes[1], skewed, list(range(len(skewed))))):
+                    pts = [(x, regimes[r][method]["paired"]["balanced_accuracy"]) for x, r in zip(xs, names)
+                           if "paired" in regimes[r].get(method, {})]
+                    if pts:
+                        ax.errorbar([x for x, _ in pts], [100 * p["mean"] for _, p in pts],
+                                    yerr=[0 if math.isnan(p["ci95"]) else 100 * p["ci95"] for _, p in pts],
+                                    marker="o", capsize=3, label=method)
+            axes[0].set_xscale("log")
+            axes[0].set_xlabel("labelled images per class (balanced)")
+            axes[1].set_xticks(range(len(skewed)), skewed)
+            axes[1].set_xlabel("imbalance profile")
+            axes[0].set_ylabel("balanced accuracy gain over the best baseline (pp)")
+            for ax in axes:
+                ax.axhline(0, color="grey", lw=0.8)
+                ax.grid(alpha=0.3)
+            axes[1].legend(fontsize=8)
+            fig.suptitle(f"{dataset}, {classifier} ({cfg['profile']}; 95% paired t-intervals)")
+            fig.tight_layout()
+            path = results / f"downstream-{cfg['profile']}-{dataset}-{classifier}.png"
+            fig.savefig(path, dpi=110)
+            plt.close(fig)
+            paths.append(path)
+    return paths
+
+
+def report(cfg: dict, results: Path, log=print) -> dict:
+    table = summarise(cfg, results)
+    info = None
+    for dataset, regime, seed in plan(cfg):
+        path = cell_path(results, cfg, dataset, regime, seed)
+        if path.exists():
+            info = json.loads(path.read_text()).get("machine")
+            break
+    text = markdown(cfg, table, info)
+    (results / f"downstream-{cfg['profile']}.md").write_text(text)
+    write_json(results / f"downstream-{cfg['profile']}-summary.json", {"machine": info, "table": table})
+    pngs = plot(cfg, table, results)
+    log(text)
+    log(f"wrote {results / ('downstream-' + cfg['profile'] + '.md')} and {len(pngs)} plots")
+    return table
+
+
+# --------------------------------------------------------------------------- tuning
+
+
+def tune(cfg: dict, results: Path, device: str, log=print) -> dict:
+    """Pick the CNN's learning rate and the logistic regression's C on validation splits of
+    the pools (method 'none', the tune regime), never on the test split."""
+    out: dict = {"regime": cfg["tune"]["regime"], "seeds": cfg["tune"]["seeds"], "datasets": {}}
+    for dataset in cfg.get("datasets_only") or cfg["datasets"]:
+        data = prepare(cfg, dataset)
+        if isinstance(data, str):
+            log(f"{dataset}: skipped ({data})")
+            continue
+        found: dict = {"cnn_lr": {}, "sklearn_C": {}}
+        for k in range(cfg["tune"]["seeds"]):
+            run = Run(cfg, data, dataset, cfg["tune"]["regime"], 1000 + k, device)
+            X_val, y_val = run.X_val, run.y_val
+            for lr in cfg["tune"]["cnn_lr"]:
+                model = train_cnn(ArrayDataset(run.X, run.y, ImageTransform()), run.n_classes, run.shape,
+                                  {**run.cnn_cfg, "lr": lr}, run.seed, device)
+                found["cnn_lr"].setdefault(str(lr), []).append(
+                    scores(y_val, cnn_predict(model, X_val, device), run.counts)["balanced_accuracy"])
+            for C in cfg["tune"]["sklearn_C"]:
+                model = fit_sklearn(run.X, run.y, {**run.sk_cfg, "C": C}, run.seed)
+                found["sklearn_C"].setdefault(str(C), []).append(
+                    scores(y_val, model.predict(X_val.reshape(len(X_val), -1) / 255.0), run.counts)["balanced_accuracy"])
+        best = {name: max(vals, key=lambda v: np.mean(vals[v])) for name, vals in found.items()}
+        out["datasets"][dataset] = {"validation_balanced_accuracy": found, "best": best}
+        log(f"{dataset}: best cnn lr {best['cnn_lr']}, best C {best['sklearn_C']} "
+            f"({json.dumps({n: {v: round(float(np.mean(s)), 4) for v, s in vals.items()} for n, vals in found.items()})})")
+    out["machine"] = machine(device)
+    results.mkdir(parents=True, exist_ok=True)
+    write_json(results / "downstream-tuning.json", out)
+    return out
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, default=CONFIG, help="settings file (default: benchmarks/downstream.json)")
+    p.add_argument("--profile", default=None, help="a profile of the config (default: full; --quick: quick)")
+    p.add_argument("--quick", action="store_true", help="the quick profile: a subset that says so in its output")
+    p.add_argument("--data", action="append", default=[], metavar="DIR|FILE.npz",
+                   help="run this dataset (any format ganaug reads) instead of the config's datasets")
+    p.add_argument("--results", type=Path, default=RESULTS, help="folder of raw runs and reports")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, ... (GAN and CNN)")
+    p.add_argument("--seeds", type=int, default=None, help="override the number of seeds")
+    p.add_argument("--tune", action="store_true", help="choose classifier settings on validation splits, then stop")
+    p.add_argument("--report-only", action="store_true", help="write tables and plots from the results on disk")
+    args = p.parse_args(argv)
+    cfg = load_config(args.config, args.profile or ("quick" if args.quick else "full"))
+    if args.seeds is not None:
+        cfg["seeds"] = args.seeds
+    if args.data:
+        cfg["datasets"] = {Path(d).stem: {"source": str(Path(d).resolve()), "test_size": 0.4} for d in args.data}
+        cfg.pop("datasets_only", None)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda but torch sees no CUDA device.")
+    if args.tune:
+        tune(cfg, args.results, args.device)
+        return 0
+    if not args.report_only:
+        run_all(cfg, args.results, args.device)
+    report(cfg, args.results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
