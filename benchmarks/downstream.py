@@ -512,11 +512,13 @@ def skip_reason(cfg: dict, data: dict, regime: str) -> str | None:
     return None
 
 
-def run_all(cfg: dict, results: Path, device: str, log=print) -> None:
+def run_all(cfg: dict, results: Path, device: str, log=print, shard: tuple[int, int] = (0, 1)) -> None:
+    """Run every (dataset, regime, seed) of the plan that has no result yet; ``shard=(k, n)``
+    runs every n-th, from the k-th, so that n processes can share the plan."""
     from tqdm import tqdm
 
     results.mkdir(parents=True, exist_ok=True)
-    cells = plan(cfg)
+    cells = plan(cfg)[shard[0]::shard[1]]
     prepared: dict[str, dict | str] = {}
     todo = []
     for dataset, regime, seed in cells:
@@ -538,6 +540,7 @@ def run_all(cfg: dict, results: Path, device: str, log=print) -> None:
     bar = tqdm(todo, desc="runs", unit="run", dynamic_ncols=True, file=sys.stderr)
     for dataset, regime, seed, path, key, existing, missing in bar:
         bar.set_postfix_str(f"{dataset} {regime} seed {seed}")
+        start = time.perf_counter()
         if dataset not in prepared:
             prepared[dataset] = prepare(cfg, dataset)
         data = prepared[dataset]
@@ -554,6 +557,7 @@ def run_all(cfg: dict, results: Path, device: str, log=print) -> None:
             for classifier, method in missing:
                 record["runs"].setdefault(classifier, {})[method] = getattr(run, classifier)(method)
         record["machine"] = info
+        record["seconds"] = round(time.perf_counter() - start, 1) + (existing or {}).get("seconds", 0)
         record["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         write_json(path, record)
     bar.close()
@@ -805,6 +809,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=None, help="override the number of seeds")
     p.add_argument("--tune", action="store_true", help="choose classifier settings on validation splits, then stop")
     p.add_argument("--report-only", action="store_true", help="write tables and plots from the results on disk")
+    p.add_argument("--shard", default="0/1", metavar="K/N",
+                   help="run every N-th run from the K-th (0-based), for N processes sharing one plan")
     args = p.parse_args(argv)
     cfg = load_config(args.config, args.profile or ("quick" if args.quick else "full"))
     if args.seeds is not None:
@@ -817,8 +823,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.tune:
         tune(cfg, args.results, args.device)
         return 0
+    try:
+        shard = tuple(int(v) for v in args.shard.split("/"))
+        if len(shard) != 2 or not 0 <= shard[0] < shard[1]:
+            raise ValueError
+    except ValueError:
+        raise SystemExit(f"error: --shard must be K/N with 0 <= K < N, got {args.shard!r}.") from None
     if not args.report_only:
-        run_all(cfg, args.results, args.device)
+        run_all(cfg, args.results, args.device, shard=shard)
+        if shard[1] > 1:
+            return 0  # the report waits for every shard: run --report-only when all are done
     report(cfg, args.results)
     return 0
 
