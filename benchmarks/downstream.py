@@ -187,9 +187,10 @@ class Classical:
     def __init__(self, cfg: dict, side: int, seed: int) -> None:
         import albumentations as A
 
-        size = side / cfg["elastic_reference_size"]
+        size = side / cfg["reference_size"]
+        shift = cfg["translate_px"] / cfg["reference_size"]  # the same share of the side at every size
         steps = [
-            A.Affine(rotate=(-cfg["rotate"], cfg["rotate"]), translate_px=(-cfg["translate_px"], cfg["translate_px"]),
+            A.Affine(rotate=(-cfg["rotate"], cfg["rotate"]), translate_percent=(-shift, shift),
                      scale=tuple(cfg["scale"]), p=1.0),
             A.ElasticTransform(alpha=cfg["elastic_alpha"] * size, sigma=cfg["elastic_sigma"] * size,
                                p=cfg["elastic_p"]),
@@ -311,8 +312,13 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, counts: np.ndarray) -> dict[s
 
 
 def train_gan(X: np.ndarray, y: np.ndarray, gan_cfg: dict, seed: int, device: str, X_val: np.ndarray,
-              y_val: np.ndarray, quality_cfg: dict) -> tuple[Any, dict]:
-    """Train a ConditionalDCGAN for a fixed number of steps; measure it on the validation split."""
+              y_val: np.ndarray, quality_cfg: dict, judge: nn.Module | None = None) -> tuple[Any, dict]:
+    """Train a ConditionalDCGAN for a fixed number of steps; measure it on the validation split.
+
+    ``judge_fidelity``: the share of samples that ``judge`` (a CNN trained on the whole
+    training pool) assigns to their class. ganaug's own figures use the GAN's domain
+    classifier, trained on the run's few images: where those are ten per class its
+    probabilities stay near chance, so it cannot tell a good generator from a bad one."""
     from ganaug import ConditionalDCGAN
     from ganaug.metrics import evaluate_generator
 
@@ -330,6 +336,11 @@ def train_gan(X: np.ndarray, y: np.ndarray, gan_cfg: dict, seed: int, device: st
     record["quality"] = {k: report[k] for k in ("class_fidelity_mean", "fid_ratio", "precision", "recall", "cas",
                                                 "cas_real_baseline", "real_accuracy")}
     record["quality"]["class_fidelity"] = report["class_fidelity"]
+    if judge is not None:
+        n = quality_cfg["n_per_class"]
+        images, labels = gan.sample({c: n for c in gan.classes_.tolist()}, random_state=seed)
+        record["quality"]["judge_fidelity"] = float((cnn_predict(judge, np.asarray(images), device)
+                                                     == np.asarray(labels)).mean())
     return gan, record
 
 
@@ -358,13 +369,14 @@ class Run:
         self.sk_cfg = spec.get("sklearn", cfg["sklearn"])
         self.fill = {c: int(round(cfg["gan"]["fill"] * self.counts.max())) for c in range(n_classes)}
         self._gans: dict[str, tuple[Any, dict]] = {}
+        self.judge = data.get("judge")
         self._filter_failed: str | None = None
 
     def gan(self, which: str) -> tuple[Any, dict]:
         if which not in self._gans:
             gan_cfg = self.cfg["gan"] if which == "gan" else self.cfg["gan_classic"]
             self._gans[which] = train_gan(self.X, self.y, gan_cfg, self.seed, self.device, self.X_val, self.y_val,
-                                          self.cfg["quality"])
+                                          self.cfg["quality"], self.judge)
         return self._gans[which]
 
     def classical(self, salt: int) -> Classical:
@@ -471,7 +483,7 @@ class Run:
 # --------------------------------------------------------------------------- the loop
 
 
-def prepare(cfg: dict, dataset: str) -> dict | str:
+def prepare(cfg: dict, dataset: str, device: str = "cpu") -> dict | str:
     """The dataset's arrays and split, or why it cannot run."""
     spec = cfg["datasets"][dataset]
     try:
@@ -481,7 +493,11 @@ def prepare(cfg: dict, dataset: str) -> dict | str:
     pool, test = split_pool_test(y, spec["test_size"], cfg["split_seed"])
     smallest = int(np.bincount(y[pool]).min())
     majority = min(spec.get("majority", 200), smallest)
-    return {"X": X, "y": y, "pool": pool, "test": test, "majority": majority, "pool_smallest": smallest}
+    # The judge of GAN samples: the benchmark's CNN on the whole pool (never the test split).
+    judge = train_cnn(ArrayDataset(X[pool], y[pool], ImageTransform()), int(y.max()) + 1, to_chw_float(X[0]).shape,
+                      spec.get("cnn", cfg["cnn"]), cfg["split_seed"], device)
+    return {"X": X, "y": y, "pool": pool, "test": test, "majority": majority, "pool_smallest": smallest,
+            "judge": judge}
 
 
 def cell_path(results: Path, cfg: dict, dataset: str, regime: str, seed: int) -> Path:
@@ -542,7 +558,7 @@ def run_all(cfg: dict, results: Path, device: str, log=print, shard: tuple[int, 
         bar.set_postfix_str(f"{dataset} {regime} seed {seed}")
         start = time.perf_counter()
         if dataset not in prepared:
-            prepared[dataset] = prepare(cfg, dataset)
+            prepared[dataset] = prepare(cfg, dataset, device)
         data = prepared[dataset]
         record = existing or {"dataset": dataset, "regime": regime, "seed": seed, "key": key, "runs": {},
                               "config": {"dataset": cfg["datasets"][dataset], "regime": cfg["regimes"][regime]}}
@@ -604,6 +620,8 @@ def summarise(cfg: dict, results: Path) -> dict:
                     entry.setdefault("gan_seconds", []).append(run["gan"]["seconds"])
                     entry.setdefault("gan_steps", []).append(run["gan"]["steps"])
                     entry.setdefault("class_fidelity", []).append(run["gan"]["quality"]["class_fidelity_mean"])
+                    if "judge_fidelity" in run["gan"]["quality"]:
+                        entry.setdefault("judge_fidelity", []).append(run["gan"]["quality"]["judge_fidelity"])
                     entry.setdefault("fid_ratio", []).append(run["gan"]["quality"]["fid_ratio"])
                     entry.setdefault("recall", []).append(run["gan"]["quality"]["recall"])
                 entry.setdefault("n_synthetic", []).append(run["n_synthetic"])
@@ -640,6 +658,37 @@ def pct(x: float | None, hw: float | None = None, signed: bool = False) -> str:
     return s if hw is None or math.isnan(hw) else f"{s} ± {100 * hw:.1f}"
 
 
+def summary_table(cfg: dict, table: dict) -> list[str]:
+    """One row per dataset, classifier and regime: the best baseline and every GAN row's paired
+    difference in balanced accuracy (the README's table)."""
+    gan_rows = [m for m in GAN_METHODS if any(m in ms for ms in cfg["methods"].values())]
+    lines = ["Summary: balanced accuracy of the best non-GAN row, and each GAN row's paired difference from it "
+             "(percentage points, mean ± 95% t-interval over seeds; **bold**: the interval excludes 0).", "",
+             "| dataset | classifier | regime | best baseline | " + " | ".join(f"Δ {m}" for m in gan_rows) + " |",
+             "| --- | --- | --- | --- |" + " --- |" * len(gan_rows)]
+    for dataset, classifiers in table.items():
+        for classifier, regimes in classifiers.items():
+            for regime, entries in regimes.items():
+                paired = {m: entries.get(m, {}).get("paired", {}).get("balanced_accuracy") for m in gan_rows}
+                best = next((p["baseline"] for p in paired.values() if p), None)
+                if best is None:
+                    continue
+                cells = []
+                for m in gan_rows:
+                    p = paired[m]
+                    if not p or p["mean"] is None:
+                        cells.append("n/a")
+                        continue
+                    text = pct(p["mean"], p["ci95"], signed=True)
+                    excludes_zero = not math.isnan(p["ci95"]) and abs(p["mean"]) > p["ci95"]
+                    cells.append(f"**{text}**" if excludes_zero else text)
+                e = entries[best]
+                lines.append(f"| {dataset} | {classifier} | {regime} | {best} "
+                             f"{pct(e['mean']['balanced_accuracy'], e['ci95']['balanced_accuracy'])} | "
+                             + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(cfg: dict, table: dict, info: dict | None) -> str:
     lines = [f"# Downstream benchmark, profile `{cfg['profile']}`", ""]
     if cfg["profile"] != "full":
@@ -649,6 +698,7 @@ def markdown(cfg: dict, table: dict, info: dict | None) -> str:
         lines += [f"Machine: {info.get('gpu') or info['cpu']}, {info['cores']} cores, torch {info['torch']} "
                   f"({info['torch_threads']} threads), device {info['device']}, commit "
                   f"{(info.get('git_commit') or '?')[:10]}.", ""]
+    lines += summary_table(cfg, table) + [""]
     lines += ["Balanced accuracy on the real test split, % (mean ± 95% t-interval over seeds). "
               "GAN rows: paired difference (percentage points, same seeds) against the best non-GAN row of the "
               "regime, named under it.", ""]
@@ -675,8 +725,8 @@ def markdown(cfg: dict, table: dict, info: dict | None) -> str:
                 lines.append("| " + " | ".join(row) + " |")
             lines += ["", "Minority recall (classes rarer than the largest), macro-F1 and GAN quality, means:", "",
                       "| regime | method | seeds | accuracy | macro-F1 | minority recall | Δ minority recall | "
-                      "synthetic | GAN steps | GAN s | fidelity | Fréchet ratio | recall |",
-                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                      "synthetic | GAN steps | GAN s | judge fidelity | fidelity | Fréchet ratio | recall |",
+                      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
             for r in names:
                 for method in methods:
                     e = regimes[r].get(method)
@@ -684,7 +734,7 @@ def markdown(cfg: dict, table: dict, info: dict | None) -> str:
                         continue
                     if not e["seeds"]:
                         lines.append(f"| {r} | {method} | 0 | n/a: {e['notes'][0] if e['notes'] else ''} "
-                                     "| | | | | | | | | |")
+                                     "| | | | | | | | | | |")
                         continue
                     p = e.get("paired", {}).get("minority_recall")
                     gm = (lambda k: f"{np.mean(e[k]):.3g}" if k in e else "")
@@ -693,6 +743,7 @@ def markdown(cfg: dict, table: dict, info: dict | None) -> str:
                         f"{pct(e['mean']['macro_f1'])} | {pct(e['mean']['minority_recall'])} | "
                         f"{pct(p['mean'], p['ci95'], signed=True) if p and p['mean'] is not None else ''} | "
                         f"{round(float(np.mean(e['n_synthetic'])))} | {gm('gan_steps')} | {gm('gan_seconds')} | "
+                        f"{gm('judge_fidelity')} | "
                         f"{gm('class_fidelity')} | {gm('fid_ratio')} | {gm('recall')} |")
             notes = sorted({n for r in names for e in regimes[r].values() for n in e["notes"]})
             if notes:
@@ -767,7 +818,7 @@ def tune(cfg: dict, results: Path, device: str, log=print) -> dict:
     the pools (method 'none', the tune regime), never on the test split."""
     out: dict = {"regime": cfg["tune"]["regime"], "seeds": cfg["tune"]["seeds"], "datasets": {}}
     for dataset in cfg.get("datasets_only") or cfg["datasets"]:
-        data = prepare(cfg, dataset)
+        data = prepare(cfg, dataset, device)
         if isinstance(data, str):
             log(f"{dataset}: skipped ({data})")
             continue
