@@ -14,8 +14,8 @@ held-out test split. For each regime and seed, the seed draws which classes are 
 training subset from the pool, the GAN and the classifier; the rest of the pool is the
 run's validation split (GAN quality figures; --tune). Every method is trained on the same
 subset with the same classifier, steps and seed, and is scored on the whole test split:
-accuracy, balanced accuracy, macro-F1 and the mean recall of the classes that have fewer
-images than the largest (none in balanced regimes). Two classifiers: a small CNN fed
+accuracy, balanced accuracy, macro-F1 and minority recall: the mean recall of the classes
+with fewer training images than the median class (the rare half; none when balanced). Two classifiers: a small CNN fed
 through ganaug's AugmentedDataset (the torch path) and a logistic regression on pixels fed
 through GANOverSampler (the sklearn path).
 
@@ -191,8 +191,10 @@ class Classical:
         shift = cfg["translate_px"] / cfg["reference_size"]  # the same share of the side at every size
         steps = [
             A.Affine(rotate=(-cfg["rotate"], cfg["rotate"]), translate_percent=(-shift, shift),
-                     scale=tuple(cfg["scale"]), p=1.0),
-            A.ElasticTransform(alpha=cfg["elastic_alpha"] * size, sigma=cfg["elastic_sigma"] * size,
+                     scale=tuple(cfg["scale"]), keep_ratio=True, p=1.0),
+            # The displacement field is noise blurred by sigma, times alpha: about alpha / sigma
+            # pixels. alpha * size**2 and sigma * size keep it the same share of the side.
+            A.ElasticTransform(alpha=cfg["elastic_alpha"] * size**2, sigma=cfg["elastic_sigma"] * size,
                                p=cfg["elastic_p"]),
         ]
         try:
@@ -298,7 +300,7 @@ def fit_sklearn(X: np.ndarray, y: np.ndarray, cfg: dict, seed: int, class_weight
 def scores(y_true: np.ndarray, y_pred: np.ndarray, counts: np.ndarray) -> dict[str, float | None]:
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, recall_score
 
-    rare = np.flatnonzero(counts < counts.max()).tolist()
+    rare = np.flatnonzero(counts < np.median(counts)).tolist()  # the rare half of a step; the tail of a long tail
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
@@ -322,14 +324,13 @@ def train_gan(X: np.ndarray, y: np.ndarray, gan_cfg: dict, seed: int, device: st
     from ganaug import ConditionalDCGAN
     from ganaug.metrics import evaluate_generator
 
+    if gan_cfg["params"].get("arch") == "classic" and X.shape[1:3] != (28, 28):
+        return None, {"skipped": f"the classic preset makes 28x28 images; these are {X.shape[1]}x{X.shape[2]}"}
     gan = ConditionalDCGAN(**gan_cfg["params"], random_state=seed, device=device, verbose=False)
     batch = min(gan._train_config().batch_size, len(y))
     gan.set_params(max_epochs=math.ceil(gan_cfg["steps"] / (len(y) // batch)))
     start = time.perf_counter()
-    try:
-        gan.fit(X, y)
-    except ValueError as exc:  # e.g. the classic preset on images that are not 28x28
-        return None, {"skipped": str(exc)}
+    gan.fit(X, y)
     record = {"steps": gan.n_steps_, "epochs": gan.n_epochs_, "seconds": round(time.perf_counter() - start, 2)}
     report = evaluate_generator(gan, X_val, y_val, train_X=X, train_y=y, n_per_class=quality_cfg["n_per_class"],
                                 cas_epochs=quality_cfg["cas_epochs"], random_state=seed)
@@ -446,7 +447,8 @@ class Run:
             X, y = RandomOverSampler(random_state=self.seed).fit_resample(flat, self.y)
         elif method == "smote":
             k = min(5, int(self.counts.min()) - 1)
-            X, y = SMOTE(k_neighbors=k, random_state=self.seed).fit_resample(flat, self.y)
+            # on floats: on uint8 rows imbalanced-learn would truncate the interpolated pixels
+            X, y = SMOTE(k_neighbors=k, random_state=self.seed).fit_resample(flat.astype(np.float32), self.y)
         elif method in GAN_METHODS:
             gan, gan_record = self.gan("classic" if method == "gan-classic" else "gan")
             if gan is None:
@@ -507,16 +509,32 @@ def cell_path(results: Path, cfg: dict, dataset: str, regime: str, seed: int) ->
     return results / f"downstream-{dataset}-{safe}-s{seed}-{run_key(cfg, dataset, regime)}.json"
 
 
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None  # JSON has no NaN
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_json(path: Path, obj: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+    tmp.write_text(json.dumps(_finite(obj), indent=1, sort_keys=True, allow_nan=False) + "\n")
     os.replace(tmp, path)
 
 
 def plan(cfg: dict) -> list[tuple[str, str, int]]:
+    """Every (dataset, regime, seed) of the profile; ``regimes_only`` is a list for every
+    dataset or a dict of lists per dataset."""
     datasets = cfg.get("datasets_only") or list(cfg["datasets"])
-    regimes = cfg.get("regimes_only") or list(cfg["regimes"])
-    return [(d, r, s) for d in datasets for r in regimes for s in range(cfg["seeds"])]
+    only = cfg.get("regimes_only") or list(cfg["regimes"])
+    if isinstance(only, dict):  # a dataset it does not name (--data) gets the shortest list
+        regimes = {d: only.get(d, min(only.values(), key=len)) for d in datasets}
+    else:
+        regimes = {d: only for d in datasets}
+    return [(d, r, s) for d in datasets for r in regimes[d] for s in range(cfg["seeds"])]
 
 
 def skip_reason(cfg: dict, data: dict, regime: str) -> str | None:
@@ -541,11 +559,6 @@ def run_all(cfg: dict, results: Path, device: str, log=print, shard: tuple[int, 
         path = cell_path(results, cfg, dataset, regime, seed)
         key = run_key(cfg, dataset, regime)
         existing = json.loads(path.read_text()) if path.exists() else None
-        if existing is not None and existing.get("key") != key:
-            raise SystemExit(
-                f"error: {path} holds results made with other settings (key {existing.get('key')}, now {key}). "
-                "Move it aside, or write to another folder with --results DIR."
-            )
         missing = [(c, m) for c, ms in cfg["methods"].items() for m in ms
                    if existing is None or m not in existing.get("runs", {}).get(c, {})]
         if missing:
@@ -560,9 +573,12 @@ def run_all(cfg: dict, results: Path, device: str, log=print, shard: tuple[int, 
         if dataset not in prepared:
             prepared[dataset] = prepare(cfg, dataset, device)
         data = prepared[dataset]
+        if isinstance(data, str):  # not a result: the next start tries again
+            bar.write(f"{dataset}: cannot run ({data})")
+            continue
         record = existing or {"dataset": dataset, "regime": regime, "seed": seed, "key": key, "runs": {},
                               "config": {"dataset": cfg["datasets"][dataset], "regime": cfg["regimes"][regime]}}
-        reason = data if isinstance(data, str) else skip_reason(cfg, data, regime)
+        reason = skip_reason(cfg, data, regime)
         if reason is not None:
             record["skipped"] = reason
             record["runs"] = {c: {m: {"skipped": reason} for m in ms} for c, ms in cfg["methods"].items()}
@@ -592,10 +608,12 @@ def t_interval(values: list[float]) -> tuple[float, float]:
     return float(v.mean()), float(stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)))
 
 
-def summarise(cfg: dict, results: Path) -> dict:
+def summarise(cfg: dict, results: Path) -> tuple[dict, dict]:
     """Every (dataset, classifier, regime, method): per-seed metrics, mean and interval; every
-    GAN row's paired difference against the best non-GAN row of its regime."""
+    GAN row's paired difference against the best non-GAN row of its regime. Also returns the
+    images per class (sorted) each dataset's regimes had."""
     table: dict = {}
+    regime_counts: dict[str, dict[str, set]] = {}
     for dataset, regime, seed in plan(cfg):
         path = cell_path(results, cfg, dataset, regime, seed)
         if not path.exists():
@@ -603,6 +621,8 @@ def summarise(cfg: dict, results: Path) -> dict:
         cell = json.loads(path.read_text())
         if cell.get("key") != run_key(cfg, dataset, regime):
             continue
+        if "counts" in cell:
+            regime_counts.setdefault(dataset, {}).setdefault(regime, set()).add(tuple(sorted(cell["counts"])))
         for classifier, methods in cfg["methods"].items():
             for method in methods:
                 run = cell["runs"].get(classifier, {}).get(method)
@@ -648,7 +668,7 @@ def summarise(cfg: dict, results: Path) -> dict:
                         mean, hw = t_interval(diffs) if diffs else (None, None)
                         paired[m] = {"baseline": best, "mean": mean, "ci95": hw, "n": len(diffs), "diffs": diffs}
                     entry["paired"] = paired
-    return table
+    return table, regime_counts
 
 
 def pct(x: float | None, hw: float | None = None, signed: bool = False) -> str:
@@ -680,6 +700,8 @@ def summary_table(cfg: dict, table: dict) -> list[str]:
                         cells.append("n/a")
                         continue
                     text = pct(p["mean"], p["ci95"], signed=True)
+                    if p["n"] < cfg["seeds"]:
+                        text += f" (n={p['n']})"
                     excludes_zero = not math.isnan(p["ci95"]) and abs(p["mean"]) > p["ci95"]
                     cells.append(f"**{text}**" if excludes_zero else text)
                 e = entries[best]
@@ -689,11 +711,12 @@ def summary_table(cfg: dict, table: dict) -> list[str]:
     return lines
 
 
-def markdown(cfg: dict, table: dict, info: dict | None) -> str:
+def markdown(cfg: dict, table: dict, info: dict | None, regime_counts: dict) -> str:
     lines = [f"# Downstream benchmark, profile `{cfg['profile']}`", ""]
     if cfg["profile"] != "full":
-        lines += [f"**A subset of the protocol** (profile `{cfg['profile']}`: {cfg['seeds']} seeds, regimes "
-                  f"{', '.join(cfg.get('regimes_only') or cfg['regimes'])}): not the full benchmark.", ""]
+        runs = sorted({f"{d} {r}" for d, r, _ in plan(cfg)})
+        lines += [f"**A subset of the protocol** (profile `{cfg['profile']}`: {cfg['seeds']} seeds of "
+                  f"{'; '.join(runs)}): not the full benchmark.", ""]
     if info:
         lines += [f"Machine: {info.get('gpu') or info['cpu']}, {info['cores']} cores, torch {info['torch']} "
                   f"({info['torch_threads']} threads), device {info['device']}, commit "
@@ -702,6 +725,13 @@ def markdown(cfg: dict, table: dict, info: dict | None) -> str:
     lines += ["Balanced accuracy on the real test split, % (mean ± 95% t-interval over seeds). "
               "GAN rows: paired difference (percentage points, same seeds) against the best non-GAN row of the "
               "regime, named under it.", ""]
+    for dataset, regimes in regime_counts.items():
+        parts = []
+        for regime, seen in regimes.items():
+            counts = next(iter(seen))
+            parts.append(f"{regime} {counts[-1]}" + (f" to {counts[0]} (1:{counts[-1] / counts[0]:.0f})"
+                                                      if counts[0] != counts[-1] else ""))
+        lines += [f"Training images per class, {dataset}: " + "; ".join(parts) + ".", ""]
     for dataset, classifiers in table.items():
         for classifier, regimes in classifiers.items():
             names = list(regimes)
@@ -712,8 +742,11 @@ def markdown(cfg: dict, table: dict, info: dict | None) -> str:
                 row = [method]
                 for r in names:
                     e = regimes[r].get(method)
-                    row.append(pct(e["mean"]["balanced_accuracy"], e["ci95"]["balanced_accuracy"])
-                               if e and e["seeds"] else "n/a")
+                    text = pct(e["mean"]["balanced_accuracy"], e["ci95"]["balanced_accuracy"]) if e and e["seeds"] \
+                        else "n/a"
+                    if e and 0 < len(e["seeds"]) < cfg["seeds"]:
+                        text += f" (n={len(e['seeds'])})"
+                    row.append(text)
                 lines.append("| " + " | ".join(row) + " |")
             for method in methods:
                 if method not in GAN_METHODS:
@@ -794,14 +827,14 @@ def plot(cfg: dict, table: dict, results: Path) -> list[Path]:
 
 
 def report(cfg: dict, results: Path, log=print) -> dict:
-    table = summarise(cfg, results)
+    table, regime_counts = summarise(cfg, results)
     info = None
     for dataset, regime, seed in plan(cfg):
         path = cell_path(results, cfg, dataset, regime, seed)
         if path.exists():
             info = json.loads(path.read_text()).get("machine")
             break
-    text = markdown(cfg, table, info)
+    text = markdown(cfg, table, info, regime_counts)
     (results / f"downstream-{cfg['profile']}.md").write_text(text)
     write_json(results / f"downstream-{cfg['profile']}-summary.json", {"machine": info, "table": table})
     pngs = plot(cfg, table, results)
@@ -858,6 +891,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=RESULTS, help="folder of raw runs and reports")
     p.add_argument("--device", default="cpu", help="cpu, cuda, ... (GAN and CNN)")
     p.add_argument("--seeds", type=int, default=None, help="override the number of seeds")
+    p.add_argument("--source", action="append", default=[], metavar="NAME=PATH",
+                   help="read the config's dataset NAME from PATH (e.g. mnist=/data/mnist on another machine)")
     p.add_argument("--tune", action="store_true", help="choose classifier settings on validation splits, then stop")
     p.add_argument("--report-only", action="store_true", help="write tables and plots from the results on disk")
     p.add_argument("--shard", default="0/1", metavar="K/N",
@@ -866,6 +901,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config, args.profile or ("quick" if args.quick else "full"))
     if args.seeds is not None:
         cfg["seeds"] = args.seeds
+    for item in args.source:
+        name, _, path = item.partition("=")
+        if name not in cfg["datasets"] or not path:
+            raise SystemExit(f"error: --source wants NAME=PATH with NAME one of {sorted(cfg['datasets'])}, got {item!r}.")
+        cfg["datasets"][name]["source"] = path
     if args.data:
         cfg["datasets"] = {Path(d).stem: {"source": str(Path(d).resolve()), "test_size": 0.4} for d in args.data}
         cfg.pop("datasets_only", None)

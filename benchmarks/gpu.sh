@@ -14,6 +14,11 @@ set -euo pipefail
 export NO_ALBUMENTATIONS_UPDATE=1
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}
+# MNIST: ../shared/data/mnist beside the checkout, or shared/data/mnist inside it (a copy
+# that travels with the working tree to a device machine), or MNIST=DIR.
+MNIST=${MNIST:-../shared/data/mnist}
+[ -d "$MNIST" ] || MNIST=shared/data/mnist
+[ -d "$MNIST" ] || { echo "error: no MNIST IDX folder at ../shared/data/mnist or shared/data/mnist; set MNIST=DIR" >&2; exit 2; }
 "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 'error: torch sees no CUDA device')"
 CARD=$("$PY" -c "import torch; print(torch.cuda.get_device_name(0))")
 SLUG=$(echo "$CARD" | tr -c 'A-Za-z0-9\n' '-' | tr -s '-' | sed 's/-$//')
@@ -24,20 +29,20 @@ SHARDS=${SHARDS:-$(( CORES / 2 > 8 ? 8 : (CORES / 2 < 1 ? 1 : CORES / 2) ))}
 echo "card: $CARD; $SHARDS processes; results in $OUT"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$OUT/card.txt" || true
 
-{
-    "$PY" benchmarks/train_throughput.py --arch dcgan --device cuda
-    "$PY" benchmarks/train_throughput.py --arch classic --device cuda
-} | tee "$OUT/train_throughput.jsonl"
+for arch in dcgan classic; do  # a failure here is reported and does not stop the benchmark
+    "$PY" benchmarks/train_throughput.py --data "$MNIST" --arch $arch --device cuda \
+        | tee -a "$OUT/train_throughput.jsonl" || echo "train_throughput --arch $arch failed" >&2
+done
 
 pids=()
 for ((k = 0; k < SHARDS; k++)); do
-    OMP_NUM_THREADS=2 "$PY" benchmarks/downstream.py --device cuda --results "$OUT" --shard "$k/$SHARDS" \
+    OMP_NUM_THREADS=2 "$PY" benchmarks/downstream.py --device cuda --source "mnist=$MNIST" --results "$OUT" --shard "$k/$SHARDS" \
         > "$OUT/shard-$k.log" 2>&1 &
     pids+=($!)
 done
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 [ $status -eq 0 ] || { echo "a shard failed: see $OUT/shard-*.log" >&2; tail -n 5 "$OUT"/shard-*.log >&2; }
-"$PY" benchmarks/downstream.py --device cuda --results "$OUT" --report-only > /dev/null
+"$PY" benchmarks/downstream.py --device cuda --source "mnist=$MNIST" --results "$OUT" --report-only > /dev/null
 echo "wrote $OUT/downstream-full.md"
 exit $status

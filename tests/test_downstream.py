@@ -21,6 +21,7 @@ def tiny_config(path: Path) -> Path:
     cfg = json.loads((ROOT / "benchmarks" / "downstream.json").read_text())
     for dataset in cfg["datasets"].values():
         dataset["cnn"]["steps"] = 8
+        dataset["sklearn"]["max_iter"] = 30
     cfg["profiles"] = {"tiny": {
         "seeds": 2, "regimes_only": ["half-1:10"], "datasets_only": ["digits"],
         "gan": {"steps": 12, "params": {"width": 8, "latent_dim": 16}, "fill": 1.5, "filter": 0.0},
@@ -171,3 +172,30 @@ def test_any_dataset_file_runs_through_the_same_protocol(tmp_path):
     runs = json.loads(cell.read_text())["runs"]
     assert runs["cnn"]["gan"]["metrics"]["balanced_accuracy"] > 0 and "metrics" in runs["sklearn"]["ros"]
     assert "## letters, sklearn" in (results / "downstream-tiny.md").read_text()
+
+
+def test_shards_split_the_plan_and_unfillable_regimes_are_recorded_as_skipped(tmp_path):
+    config = tiny_config(tmp_path / "c.json")
+    results = tmp_path / "results"
+    base = ["--config", str(config), "--profile", "tiny", "--results", str(results), "--seeds", "4"]
+    cfg = json.loads(config.read_text())
+    cfg["profiles"]["tiny"]["regimes_only"] = ["balanced-200"]  # digits' pool has ~100 images per class
+    config.write_text(json.dumps(cfg))
+    downstream.main(base + ["--shard", "1/2"])
+    assert sorted(p.name.split("-s")[1][0] for p in results.glob("downstream-digits-*.json")) == ["1", "3"]
+    downstream.main(base + ["--shard", "0/2"])
+    cells = sorted(results.glob("downstream-digits-*.json"))
+    assert len(cells) == 4
+    for cell in cells:
+        runs = json.loads(cell.read_text())["runs"]
+        assert "needs 200 images of a class" in runs["cnn"]["none"]["skipped"]
+
+
+def test_a_dataset_that_cannot_be_read_leaves_no_result(tmp_path, capsys):
+    config = tiny_config(tmp_path / "c.json")
+    results = tmp_path / "results"
+    downstream.main(["--config", str(config), "--profile", "tiny", "--results", str(results),
+                     "--source", f"digits={tmp_path / 'absent'}"])
+    assert not list(results.glob("downstream-digits-*.json"))
+    captured = capsys.readouterr()
+    assert "digits: cannot run" in captured.out + captured.err
