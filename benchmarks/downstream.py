@@ -460,7 +460,9 @@ class Run:
                                      filter=self.cfg["gan"]["filter"] if method == "gan-filter" else None)
             try:
                 X, y = sampler.fit_resample(flat, self.y)
-            except ValueError as exc:
+            except ValueError as exc:  # too few candidates passed the filter; anything else is a bug
+                if method != "gan-filter":
+                    raise
                 return {"failed": str(exc)}
         elif method not in ("none", "classical"):
             raise ValueError(f"Unknown sklearn method {method!r}.")
@@ -797,18 +799,22 @@ def plot(cfg: dict, table: dict, results: Path) -> list[Path]:
             balanced = [r for r in regimes if cfg["regimes"][r]["kind"] == "balanced"]
             skewed = [r for r in regimes if cfg["regimes"][r]["kind"] != "balanced"]
             fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-            for method in cfg["methods"][classifier]:
-                if method not in GAN_METHODS:
-                    continue
-                for ax, names, xs in ((axes[0], balanced, [cfg["regimes"][r].get("per_class") for r in balanced]),
-                                      (axes[1], skewed, list(range(len(skewed))))):
+            per_class = [cfg["regimes"][r].get("per_class") for r in balanced]
+            gan_methods = [m for m in cfg["methods"][classifier] if m in GAN_METHODS]
+            for i, method in enumerate(gan_methods):
+                # categories on the right: markers side by side, no line joining unrelated profiles
+                offset = (i - (len(gan_methods) - 1) / 2) * 0.08
+                for ax, names, xs, style in ((axes[0], balanced, per_class, "-o"),
+                                             (axes[1], skewed, [k + offset for k in range(len(skewed))], "o")):
                     pts = [(x, regimes[r][method]["paired"]["balanced_accuracy"]) for x, r in zip(xs, names)
                            if "paired" in regimes[r].get(method, {})]
                     if pts:
                         ax.errorbar([x for x, _ in pts], [100 * p["mean"] for _, p in pts],
                                     yerr=[0 if math.isnan(p["ci95"]) else 100 * p["ci95"] for _, p in pts],
-                                    marker="o", capsize=3, label=method)
+                                    fmt=style, capsize=3, label=method, color=f"C{i}")
             axes[0].set_xscale("log")
+            axes[0].set_xticks(per_class, [str(n) for n in per_class])
+            axes[0].minorticks_off()
             axes[0].set_xlabel("labelled images per class (balanced)")
             axes[1].set_xticks(range(len(skewed)), skewed)
             axes[1].set_xlabel("imbalance profile")
@@ -816,7 +822,7 @@ def plot(cfg: dict, table: dict, results: Path) -> list[Path]:
             for ax in axes:
                 ax.axhline(0, color="grey", lw=0.8)
                 ax.grid(alpha=0.3)
-            axes[1].legend(fontsize=8)
+            (axes[1] if skewed else axes[0]).legend(fontsize=8)
             fig.suptitle(f"{dataset}, {classifier} ({cfg['profile']}; 95% paired t-intervals)")
             fig.tight_layout()
             path = results / f"downstream-{cfg['profile']}-{dataset}-{classifier}.png"
