@@ -772,7 +772,7 @@ def markdown(cfg: dict, table: dict, info: dict | None, regime_counts: dict) -> 
                                      "| | | | | | | | | | |")
                         continue
                     p = e.get("paired", {}).get("minority_recall")
-                    gm = (lambda k: f"{np.mean(e[k]):.3g}" if k in e else "")
+                    gm = (lambda k, e=e: f"{np.mean(e[k]):.3g}" if k in e else "")
                     lines.append(
                         f"| {r} | {method} | {len(e['seeds'])} | {pct(e['mean']['accuracy'])} | "
                         f"{pct(e['mean']['macro_f1'])} | {pct(e['mean']['minority_recall'])} | "
