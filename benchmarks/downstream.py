@@ -370,14 +370,15 @@ class Run:
         self.sk_cfg = spec.get("sklearn", cfg["sklearn"])
         self.fill = {c: int(round(cfg["gan"]["fill"] * self.counts.max())) for c in range(n_classes)}
         self._gans: dict[str, tuple[Any, dict]] = {}
-        self.judge = data.get("judge")
+        self._data, self._dataset = data, dataset
         self._filter_failed: str | None = None
 
     def gan(self, which: str) -> tuple[Any, dict]:
         if which not in self._gans:
             gan_cfg = self.cfg["gan"] if which == "gan" else self.cfg["gan_classic"]
             self._gans[which] = train_gan(self.X, self.y, gan_cfg, self.seed, self.device, self.X_val, self.y_val,
-                                          self.cfg["quality"], self.judge)
+                                          self.cfg["quality"], pool_judge(self.cfg, self._dataset, self._data,
+                                                                          self.device))
         return self._gans[which]
 
     def classical(self, salt: int) -> Classical:
@@ -497,11 +498,18 @@ def prepare(cfg: dict, dataset: str, device: str = "cpu") -> dict | str:
     pool, test = split_pool_test(y, spec["test_size"], cfg["split_seed"])
     smallest = int(np.bincount(y[pool]).min())
     majority = min(spec.get("majority", 200), smallest)
-    # The judge of GAN samples: the benchmark's CNN on the whole pool (never the test split).
-    judge = train_cnn(ArrayDataset(X[pool], y[pool], ImageTransform()), int(y.max()) + 1, to_chw_float(X[0]).shape,
-                      spec.get("cnn", cfg["cnn"]), cfg["split_seed"], device)
-    return {"X": X, "y": y, "pool": pool, "test": test, "majority": majority, "pool_smallest": smallest,
-            "judge": judge}
+    return {"X": X, "y": y, "pool": pool, "test": test, "majority": majority, "pool_smallest": smallest}
+
+
+def pool_judge(cfg: dict, dataset: str, data: dict, device: str) -> nn.Module:
+    """The judge of GAN samples: the benchmark's CNN on the whole pool (never the test split),
+    trained once per dataset, on the first GAN that needs it (--tune and skipped regimes never do)."""
+    if "judge" not in data:
+        X, y, pool = data["X"], data["y"], data["pool"]
+        data["judge"] = train_cnn(ArrayDataset(X[pool], y[pool], ImageTransform()), int(y.max()) + 1,
+                                  to_chw_float(X[0]).shape, cfg["datasets"][dataset].get("cnn", cfg["cnn"]),
+                                  cfg["split_seed"], device)
+    return data["judge"]
 
 
 def cell_path(results: Path, cfg: dict, dataset: str, regime: str, seed: int) -> Path:
@@ -615,7 +623,7 @@ def summarise(cfg: dict, results: Path) -> tuple[dict, dict]:
     GAN row's paired difference against the best non-GAN row of its regime. Also returns the
     images per class (sorted) each dataset's regimes had."""
     table: dict = {}
-    regime_counts: dict[str, dict[str, set]] = {}
+    regime_counts: dict[str, dict[str, list[int]]] = {}
     for dataset, regime, seed in plan(cfg):
         path = cell_path(results, cfg, dataset, regime, seed)
         if not path.exists():
@@ -624,7 +632,8 @@ def summarise(cfg: dict, results: Path) -> tuple[dict, dict]:
         if cell.get("key") != run_key(cfg, dataset, regime):
             continue
         if "counts" in cell:
-            regime_counts.setdefault(dataset, {}).setdefault(regime, set()).add(tuple(sorted(cell["counts"])))
+            # the same sorted counts for every seed: the seed only picks which classes are rare
+            regime_counts.setdefault(dataset, {})[regime] = sorted(cell["counts"])
         for classifier, methods in cfg["methods"].items():
             for method in methods:
                 run = cell["runs"].get(classifier, {}).get(method)
@@ -729,8 +738,7 @@ def markdown(cfg: dict, table: dict, info: dict | None, regime_counts: dict) -> 
               "regime, named under it.", ""]
     for dataset, regimes in regime_counts.items():
         parts = []
-        for regime, seen in regimes.items():
-            counts = next(iter(seen))
+        for regime, counts in regimes.items():
             parts.append(f"{regime} {counts[-1]}" + (f" to {counts[0]} (1:{counts[-1] / counts[0]:.0f})"
                                                       if counts[0] != counts[-1] else ""))
         lines += [f"Training images per class, {dataset}: " + "; ".join(parts) + ".", ""]
