@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 
-def _class_index(classes: np.ndarray) -> dict[Any, int]:
+def class_index(classes: np.ndarray) -> dict[Any, int]:
     return {c: i for i, c in enumerate(classes.tolist())}
 
 
@@ -50,7 +50,7 @@ def resolve_counts(request: int | Mapping[Any, int], classes: np.ndarray) -> dic
     """
     n_classes = len(classes)
     if isinstance(request, Mapping):
-        index = _class_index(classes)
+        index = class_index(classes)
         counts: dict[int, int] = {}
         unknown = [c for c in request if _lookup(index, c) is None]
         if unknown:
