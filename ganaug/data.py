@@ -1,4 +1,4 @@
-"""Input loading: every kind of labelled image input becomes one in-memory form.
+"""The in-memory form every kind of labelled image input becomes, and the way back.
 
 The form is :class:`ImageData`: float32 images in [-1, 1], NCHW, integer class indices,
 the sorted class values, and an :class:`ArraySpec` that maps generated images back to
@@ -9,64 +9,84 @@ Inputs understood by :func:`as_image_data`:
 * numpy arrays or torch tensors shaped (N, H, W), (N, H, W, C), (N, C, H, W), or
   flattened (N, D) together with ``image_shape``;
 * a ``torch.utils.data.Dataset`` yielding ``(image, label)`` (PIL, tensor or array);
-* a folder in torchvision's ImageFolder layout (``root/<class>/<image>.png``);
-* MNIST-format IDX files (a folder holding one images / labels pair, told apart from an
-  image folder by the files' IDX magic numbers, not by their names);
-* an ``.npz`` archive holding arrays ``X`` and ``y``;
-* ``"digits"``: scikit-learn's bundled 8x8 digits.
-
-Files are untrusted input: every reader checks what a header declares (image size, IDX
-dimensions, ``.npy`` shape and dtype) against the file and against :data:`MAX_ARRAY_BYTES`
-before it allocates or decodes, and turns a corrupt file into a ``ValueError`` that names it.
+* a path or ``"digits"``, read by :mod:`ganaug.readers` (image folder, MNIST-format IDX
+  folder, ``.npz`` with ``X`` and ``y``, scikit-learn's bundled 8x8 digits), whose readers
+  are importable from here too. Those reads are bounded and checked; see that module.
 """
 
 from __future__ import annotations
 
-import gzip
 import math
 import numbers
 import os
+import sys
+import types
 import warnings
-import zipfile
-import zlib
-from contextlib import ExitStack
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any, Sequence
+from typing import Any
 
 import numpy as np
-import numpy.lib.format as npformat
 import torch
 from PIL import Image
+from torch.utils.data import Subset, TensorDataset
 
-from ._io import readinto_all
+from . import readers
+from .readers import (
+    IMG_EXTENSIONS,
+    load_digits,
+    load_idx,
+    load_image_folder,
+    load_npz,
+    load_source,
+    pil_pixels,
+    read_idx,
+)
 
 MIN_IMAGE_SIZE = 8
-IMG_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
-
-#: The most bytes one array read from a file may declare (an IDX payload, one ``.npz``
-#: member). Headers are checked against it before anything is allocated, so a corrupt or
-#: hostile header cannot exhaust memory. 4 GiB holds 5 million 28x28 images; for a bigger
-#: genuine file raise it (``ganaug.data.MAX_ARRAY_BYTES = 16 * 2**30``).
-MAX_ARRAY_BYTES = 4 * 2**30
-
-# Pillow modes of greyscale images deeper than 8 bits: 16-bit PNG/TIFF ("I;16*"; older
-# Pillow opened 16-bit PNGs as "I"), 32-bit integer ("I") and 32-bit float ("F") TIFF.
-_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
-_HIGH_DEPTH_MODES = _SIXTEEN_BIT_MODES + ("I", "F")
-_GREY_MODES = ("1", "L", "LA") + _HIGH_DEPTH_MODES
 
 __all__ = [
-    "MAX_ARRAY_BYTES",
+    "IMG_EXTENSIONS",
+    "MAX_ARRAY_BYTES",  # noqa: F822 (a property of _DataModule, below)
+    "MIN_IMAGE_SIZE",
     "ArraySpec",
     "ImageData",
     "as_image_data",
+    "check_class_counts",
+    "dataset_targets",
+    "item_spec",
     "load_digits",
     "load_idx",
     "load_image_folder",
-    "item_spec",
+    "load_npz",
+    "load_source",
     "read_idx",
+    "to_uint8",
+    "to_unit",
 ]
+
+
+# --------------------------------------------------------------------------- [-1, 1] -> the caller's values
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """Model output (any shape, dtype, device) in [-1, 1] -> float32 on the CPU in [0, 1], clamped first."""
+    return (images.detach().float().cpu().clamp(-1, 1) + 1) / 2
+
+
+def _cast(arr: np.ndarray, dtype: np.dtype, lo: float, hi: float) -> np.ndarray:
+    """Float values in [lo, hi] -> ``dtype``; integer and bool types are rounded half to even (np.rint) first."""
+    if np.issubdtype(dtype, np.integer) or dtype == np.bool_:
+        arr = np.clip(np.rint(arr), lo, hi)
+    return arr.astype(dtype)
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) images in [-1, 1] -> uint8 numpy (N, C, H, W), rounded as a uint8 model's output is."""
+    return _cast((to_unit(images) * 255.0).numpy(), np.dtype(np.uint8), 0, 255)
+
+
+# --------------------------------------------------------------------------- the in-memory form
 
 
 @dataclass(frozen=True)
@@ -95,7 +115,7 @@ class ArraySpec:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ArraySpec":
+    def from_dict(cls, d: dict[str, Any]) -> ArraySpec:
         return cls(
             container=str(d["container"]),
             layout=str(d["layout"]),
@@ -108,7 +128,7 @@ class ArraySpec:
     def restore(self, images: torch.Tensor) -> np.ndarray | torch.Tensor:
         """Map model output (N, C, H, W) in [-1, 1] back to the caller's form."""
         lo, hi = self.value_range
-        x = (images.detach().float().cpu().clamp(-1, 1) + 1) / 2 * (hi - lo) + lo
+        x = to_unit(images) * (hi - lo) + lo
         layout = self.flat_layout if self.layout == "flat" else self.layout
         if layout == "NHW":
             x = x[:, 0]
@@ -116,11 +136,7 @@ class ArraySpec:
             x = x.permute(0, 2, 3, 1)
         if self.layout == "flat":
             x = x.reshape(x.shape[0], -1)
-        arr = x.contiguous().numpy()
-        dtype = np.dtype(self.dtype)
-        if np.issubdtype(dtype, np.integer) or dtype == np.bool_:
-            arr = np.clip(np.rint(arr), lo, hi)
-        arr = arr.astype(dtype)
+        arr = _cast(x.contiguous().numpy(), np.dtype(self.dtype), lo, hi)
         if self.container == "torch":
             return torch.from_numpy(arr)
         return arr
@@ -271,12 +287,8 @@ def check_class_counts(classes: np.ndarray, counts: np.ndarray) -> None:
         )
 
 
-def _from_array(
-    X: np.ndarray | torch.Tensor,
-    y: Any,
-    image_shape: Sequence[int] | None,
-    value_range: tuple[float, float] | None,
-) -> ImageData:
+def _numeric_array(X: np.ndarray | torch.Tensor) -> tuple[np.ndarray, str]:
+    """X as a real numeric numpy array, with the container it came in ("numpy" or "torch")."""
     container = "torch" if isinstance(X, torch.Tensor) else "numpy"
     arr = X.detach().cpu().numpy() if isinstance(X, torch.Tensor) else np.asarray(X)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
@@ -286,12 +298,16 @@ def _from_array(
             f"X is complex ({arr.dtype}); images must be real-valued. Pass the part you mean to model, "
             "e.g. np.abs(X) (magnitude) or X.real."
         )
-    original_shape = tuple(arr.shape[1:])
-    layout: str
-    flat_layout = None
+    return arr, container
+
+
+def _unflatten(
+    arr: np.ndarray, image_shape: Sequence[int] | None, container: str
+) -> tuple[np.ndarray, str, str | None]:
+    """(images with one axis per image dimension, layout, flat_layout); 2-D rows are reshaped by ``image_shape``."""
     if arr.ndim == 2:
         if image_shape is None:
-            side = int(round(np.sqrt(arr.shape[1])))
+            side = math.isqrt(arr.shape[1])
             if side * side != arr.shape[1]:
                 raise ValueError(
                     f"X is 2-D (flattened) with {arr.shape[1]} features, which is not a square grey "
@@ -307,23 +323,23 @@ def _from_array(
         if len(image_shape) not in (2, 3):
             raise ValueError(f"image_shape must be (H, W), (H, W, C) or (C, H, W), got {image_shape}.")
         arr = arr.reshape((arr.shape[0],) + image_shape)
-        layout = "flat"
-        flat_layout = _detect_layout(arr.shape, container)
-    elif arr.ndim in (3, 4):
+        return arr, "flat", _detect_layout(arr.shape, container)
+    if arr.ndim in (3, 4):
+        original_shape = tuple(arr.shape[1:])
         if image_shape is not None and tuple(image_shape) != original_shape:
             raise ValueError(f"image_shape {tuple(image_shape)} does not match the images' shape {original_shape}.")
-        layout = _detect_layout(arr.shape, container)
-    else:
-        raise ValueError(
-            f"X must have 2 (flattened), 3 (N, H, W) or 4 (N, H, W, C / N, C, H, W) dimensions, "
-            f"got {arr.ndim} with shape {arr.shape}."
-        )
-    if arr.shape[0] == 0:
-        raise ValueError("X holds no images.")
-    unflat = flat_layout or layout
-    if unflat == "NHW":
+        return arr, _detect_layout(arr.shape, container), None
+    raise ValueError(
+        f"X must have 2 (flattened), 3 (N, H, W) or 4 (N, H, W, C / N, C, H, W) dimensions, "
+        f"got {arr.ndim} with shape {arr.shape}."
+    )
+
+
+def _to_nchw(arr: np.ndarray, layout: str) -> np.ndarray:
+    """A view of ``arr`` (in ``layout``, not "flat") as (N, C, H, W), refusing images under MIN_IMAGE_SIZE."""
+    if layout == "NHW":
         chw = arr[:, None]
-    elif unflat == "NHWC":
+    elif layout == "NHWC":
         chw = arr.transpose(0, 3, 1, 2)
     else:
         chw = arr
@@ -333,6 +349,11 @@ def _from_array(
             f"Images are {h}x{w}; ganaug needs at least {MIN_IMAGE_SIZE}x{MIN_IMAGE_SIZE}. "
             "Resize or pad the images first (for a 4-D array also check the channel axis)."
         )
+    return chw
+
+
+def _checked_range(arr: np.ndarray, value_range: tuple[float, float] | None) -> tuple[float, float]:
+    """The (low, high) the values of ``arr`` are read in, refusing NaN, inf and values outside it."""
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise ValueError("X contains NaN or inf values; clean or impute them before fitting.")
     xmin, xmax = float(arr.min()), float(arr.max())
@@ -345,6 +366,22 @@ def _from_array(
             else "float images must lie in [0, 1]; scale them or pass value_range=(low, high)"
         )
         raise ValueError(f"X values span [{xmin:g}, {xmax:g}], outside the expected range [{lo:g}, {hi:g}]: {hint}.")
+    return lo, hi
+
+
+def _from_array(
+    X: np.ndarray | torch.Tensor,
+    y: Any,
+    image_shape: Sequence[int] | None,
+    value_range: tuple[float, float] | None,
+) -> ImageData:
+    arr, container = _numeric_array(X)
+    original_shape = tuple(arr.shape[1:])
+    arr, layout, flat_layout = _unflatten(arr, image_shape, container)
+    if arr.shape[0] == 0:
+        raise ValueError("X holds no images.")
+    chw = _to_nchw(arr, flat_layout or layout)
+    lo, hi = _checked_range(arr, value_range)
     images = torch.from_numpy(np.ascontiguousarray(chw, dtype=np.float32))
     images = (images - lo) / (hi - lo) * 2 - 1
     if y is None:
@@ -367,11 +404,7 @@ def _from_array(
 def _item_to_array(image: Any, index: int) -> tuple[np.ndarray, str]:
     """One dataset image -> (array, container); arrays keep their own layout."""
     if isinstance(image, Image.Image):
-        if image.mode in _HIGH_DEPTH_MODES:
-            return _high_depth_pixels(image, f"Dataset item {index}", None), "numpy"
-        if image.mode not in ("L", "RGB"):
-            image = image.convert("RGB" if image.mode in ("RGBA", "P", "CMYK", "YCbCr") else "L")
-        return np.asarray(image), "numpy"
+        return pil_pixels(image, f"Dataset item {index}"), "numpy"
     if isinstance(image, torch.Tensor):
         return image.detach().cpu().numpy(), "torch"
     if isinstance(image, np.ndarray):
@@ -382,8 +415,23 @@ def _item_to_array(image: Any, index: int) -> tuple[np.ndarray, str]:
     )
 
 
-def _dataset_targets(dataset: Any) -> Any:
-    return getattr(dataset, "targets", None)
+def dataset_targets(dataset: Any) -> np.ndarray | None:
+    """The labels of a dataset without loading its images, when it exposes them.
+
+    Understands ``targets`` (torchvision datasets, ImageFolder), ``TensorDataset`` and
+    ``Subset`` of any of these. Returns None when the labels can only be read item by item.
+    """
+    if isinstance(dataset, Subset):
+        parent = dataset_targets(dataset.dataset)
+        return None if parent is None else parent[np.asarray(dataset.indices, dtype=np.int64)]
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[1].cpu().numpy() if len(dataset.tensors) >= 2 else None
+    targets = getattr(dataset, "targets", None)
+    if targets is None:
+        return None
+    if isinstance(targets, torch.Tensor):
+        return targets.cpu().numpy()
+    return np.asarray(targets)
 
 
 def _from_dataset(dataset: torch.utils.data.Dataset, value_range: tuple[float, float] | None) -> ImageData:
@@ -432,554 +480,7 @@ def item_spec(image: Any) -> tuple[ArraySpec, bool]:
     return data.spec, isinstance(image, Image.Image)
 
 
-# --------------------------------------------------------------------------- image folders
-
-
-def _bomb_error(path: Path, detail: str) -> ValueError:
-    return ValueError(
-        f"Image file {path} is too large to decode safely ({detail}). Resize it first (ganaug trains on "
-        "small images: e.g. PIL's Image.thumbnail, or ImageMagick's `mogrify -resize`), or, if you trust "
-        "the file, raise PIL.Image.MAX_IMAGE_PIXELS."
-    )
-
-
-def _open_image(path: Path) -> Image.Image:
-    """``path`` opened lazily (its header read, no pixel decoded), refusing images too large to decode."""
-    try:
-        with warnings.catch_warnings():
-            # Pillow warns between 1x and 2x MAX_IMAGE_PIXELS and raises above: the size
-            # check below refuses the warned band too, and names the image's size.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(path)
-    except Image.DecompressionBombError as exc:
-        raise _bomb_error(path, str(exc)) from exc
-    except MemoryError:
-        raise
-    except Exception as exc:
-        # Pillow's format plugins raise many types on corrupt bytes (OSError, SyntaxError,
-        # ValueError, struct.error, EOFError, ...): each means this file cannot be read.
-        raise ValueError(f"Cannot read image file {path}: {exc}. Remove or replace the file.") from exc
-    width, height = img.size
-    limit = Image.MAX_IMAGE_PIXELS
-    if limit is not None and width * height > limit:
-        img.close()
-        raise _bomb_error(path, f"{width}x{height} = {width * height} pixels, above PIL's limit of {limit}")
-    return img
-
-
-def _check_folder_link(link: Path, target: Path, real_root: Path, tree: Path) -> None:
-    """Refuse a folder link that would loop or file another class's images under this one."""
-    # A link back to the class folder itself is a loop inside the class: read once (see below).
-    if real_root.is_relative_to(target) or (tree.is_relative_to(target) and target != tree):
-        raise ValueError(
-            f"Symlink {link} points to {target}, which holds the image folder (or this class folder): "
-            "following it would loop and file every class under this one. Remove the link."
-        )
-    if target.is_relative_to(real_root) and not target.is_relative_to(tree):
-        raise ValueError(
-            f"Symlink {link} points to {target}, inside the image folder {real_root} but outside the class "
-            f"folder {tree}: its images would be filed under two classes. Remove the link, or link the images "
-            "one by one if they really belong to both."
-        )
-
-
-def _class_files(root: Path, class_dirs: list[Path]) -> list[tuple[Path, str]]:
-    """(image file, class name) for every image below each class folder, sorted as ``os.walk`` would.
-
-    Links to image files are followed wherever they point: splitting a data set by linking
-    images from one pool is common, and a file link cannot loop. Links to folders (and class
-    folders that are links, e.g. to another disk) are followed unless they lead to the
-    image folder, the class folder or one of their parents (``ln -s .. root/a/loop`` once
-    filed every class under ``a``, again and again), or into another class's folder; those
-    are refused with an error naming the link, as tar refuses members that escape their
-    folder, rather than skipped: a class balance that changes without a word is worse than
-    an error the user can act on. Folders are tracked by (st_dev, st_ino), so a folder
-    reached twice within a class is read once, with a warning, and one reached from two
-    classes is refused.
-    """
-    real_root = root.resolve()
-    owner: dict[tuple[int, int], str] = {}  # real folder -> the class that read it
-    files: list[tuple[Path, str]] = []
-    for class_dir in class_dirs:
-        tree = class_dir.resolve()
-        if class_dir.is_symlink():
-            _check_folder_link(class_dir, tree, real_root, real_root / class_dir.name)
-        found: list[Path] = []
-        stack = [class_dir]
-        while stack:
-            folder = stack.pop()
-            st = folder.stat()
-            key = (st.st_dev, st.st_ino)
-            if key in owner:
-                if owner[key] != class_dir.name:
-                    raise ValueError(
-                        f"{folder} is the same folder as one read for class {owner[key]!r}, so its images "
-                        "would belong to two classes. Remove the symlink that leads to it."
-                    )
-                warnings.warn(
-                    f"{folder} leads back to a folder already read (a symlink loop, or a second link to it); "
-                    "its images are read once.",
-                    UserWarning,
-                    stacklevel=3,
-                )
-                continue
-            owner[key] = class_dir.name
-            with os.scandir(folder) as it:
-                entries = sorted(it, key=lambda e: e.name)
-            subfolders = []
-            for entry in entries:
-                path = Path(entry.path)
-                is_image = entry.name.lower().endswith(IMG_EXTENSIONS)
-                if entry.is_symlink():
-                    target = path.resolve()
-                    if not target.exists():
-                        if is_image:
-                            raise ValueError(
-                                f"{path} is a broken symlink (to {target}); remove it or restore its target."
-                            )
-                        continue
-                    if target.is_dir():
-                        _check_folder_link(path, target, real_root, tree)
-                if entry.is_dir():
-                    subfolders.append(path)
-                elif is_image and entry.is_file():
-                    found.append(path)
-            stack.extend(reversed(subfolders))  # visit in name order, as os.walk does
-        files += [(p, class_dir.name) for p in sorted(found, key=lambda p: (str(p.parent), p.name))]
-    return files
-
-
-def _folder_dtype(files: list[tuple[Path, str]], modes: list[str]) -> np.dtype:
-    """uint8 for 8-bit images, uint16 when any is 16-bit, float32 for float ("F") images."""
-    first: dict[str, Path] = {}
-    for (path, _), mode in zip(files, modes):
-        depth = "float" if mode == "F" else "16-bit" if mode in _HIGH_DEPTH_MODES else "8-bit"
-        first.setdefault(depth, path)
-    if "float" in first and len(first) > 1:
-        other = next(d for d in first if d != "float")
-        raise ValueError(
-            f"The image folder mixes float images (mode F), e.g. {first['float']}, with {other} ones, e.g. "
-            f"{first[other]}: they share no value range. Convert them to one format first."
-        )
-    return np.dtype(np.float32 if "float" in first else np.uint16 if "16-bit" in first else np.uint8)
-
-
-def _high_depth_pixels(img: Image.Image, where: str, size: tuple[int, int] | None) -> np.ndarray:
-    """A greyscale image deeper than 8 bits, values as stored: uint16 (integer modes) or float32 ("F")."""
-    if img.mode != "F":
-        img = img.convert("I")  # "I;16*" resizes reliably across Pillow versions only as "I"
-        lo, hi = img.getextrema()
-        if lo < 0 or hi > 65535:
-            raise ValueError(
-                f"{where} holds 32-bit integer pixels spanning [{lo}, {hi}], outside 0..65535: ganaug reads "
-                "integer images of up to 16 bits. Rescale it to 0..65535 and save it as a 16-bit PNG or TIFF, "
-                "or load the pixels yourself and pass them with value_range."
-            )
-    if size is not None:
-        img = img.resize((size[1], size[0]), Image.BILINEAR)
-    arr = np.asarray(img)
-    return arr if img.mode == "F" else arr.astype(np.uint16)
-
-
-def _read_pixels(path: Path, dtype: np.dtype, channels: int, size: tuple[int, int] | None) -> np.ndarray:
-    """One image file as (H, W) or (H, W, 3) of ``dtype`` (see :func:`load_image_folder`)."""
-    with _open_image(path) as img:
-        try:
-            img.load()
-        except MemoryError:
-            raise
-        except Exception as exc:  # any decoder failure: see _open_image
-            raise ValueError(f"Cannot read image file {path}: {exc}. Remove or replace the file.") from exc
-        if img.mode in _HIGH_DEPTH_MODES:
-            arr = _high_depth_pixels(img, f"Image file {path}", size)
-            return np.repeat(arr[..., None], 3, axis=-1) if channels == 3 else arr
-        img = img.convert("L" if channels == 1 else "RGB")
-        if size is not None:
-            img = img.resize((size[1], size[0]), Image.BILINEAR)
-        arr = np.asarray(img, dtype=np.uint8)
-    # An 8-bit image among 16-bit ones: 257 maps 0..255 exactly onto 0..65535.
-    return arr.astype(np.uint16) * 257 if dtype == np.uint16 else arr
-
-
-def load_image_folder(
-    root: str | os.PathLike,
-    image_size: int | tuple[int, int] | None = None,
-    channels: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Read a folder of class sub-folders (torchvision's ImageFolder layout).
-
-    Parameters
-    ----------
-    root : path
-        ``root/<class name>/<image file>``; PNG, JPEG and the other formats PIL reads.
-    image_size : int or (H, W), optional
-        Resize every image to this size. Without it, all images must share one size.
-    channels : {1, 3}, optional
-        Force grey or RGB. By default grey if every image is grey, else RGB.
-
-    Returns
-    -------
-    X : np.ndarray
-        (N, H, W) for grey or (N, H, W, 3) for RGB, values as stored: uint8 for 8-bit
-        images; uint16 when any image is 16-bit (8-bit images among them are scaled by 257,
-        so that white stays white), which :func:`as_image_data` reads as 0..65535; float32
-        for a folder of float (mode "F") TIFFs. 32-bit integer images are read as uint16
-        when their values fit in 0..65535 and refused otherwise, never clipped.
-    y : np.ndarray
-        The class folder name of each image.
-
-    Symlinks are followed only when they resolve inside their own class folder; one that
-    leaves it (to another class, to a parent folder, which would loop, or out of ``root``)
-    is refused with an error that names it. Images over ``PIL.Image.MAX_IMAGE_PIXELS`` are
-    refused before they are decoded.
-
-    Example
-    -------
-    >>> X, y = load_image_folder("data/train", image_size=32)  # doctest: +SKIP
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"Image folder {root} does not exist or is not a directory.")
-    if channels not in (None, 1, 3):
-        raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {channels!r}.")
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not class_dirs:
-        raise FileNotFoundError(
-            f"Couldn't find any class folder in {root}. Put the images of each class in a sub-folder "
-            "named after the class: root/<class>/<image>.png."
-        )
-    files = _class_files(root, class_dirs)
-    if not files:
-        raise FileNotFoundError(
-            f"Found no image files in the class folders of {root}. Supported extensions: "
-            f"{', '.join(IMG_EXTENSIONS)}."
-        )
-    if isinstance(image_size, int):
-        image_size = (image_size, image_size)
-    # First pass, headers only: modes and sizes fix the output, and mixed sizes are refused
-    # before a single image is decoded. The second pass decodes one image at a time into
-    # the preallocated output, so peak memory is the output and one image.
-    modes: list[str] = []
-    sizes: list[tuple[int, int]] = []  # (width, height), as PIL gives them
-    for path, _ in files:
-        with _open_image(path) as img:
-            modes.append(img.mode)
-            sizes.append(img.size)
-        if image_size is None and sizes[-1] != sizes[0]:
-            raise ValueError(
-                f"Images have mixed sizes: {path} is {sizes[-1][0]}x{sizes[-1][1]} but {files[0][0]} is "
-                f"{sizes[0][0]}x{sizes[0][1]} (width x height). Resize them, or pass image_size "
-                "(--image-size on the command line) to resize on load."
-            )
-    dtype = _folder_dtype(files, modes)
-    if channels is None:
-        channels = 1 if all(m in _GREY_MODES for m in modes) else 3
-    height, width = image_size if image_size is not None else (sizes[0][1], sizes[0][0])
-    X = np.empty((len(files), height, width) + ((3,) if channels == 3 else ()), dtype=dtype)
-    for i, (path, _) in enumerate(files):
-        X[i] = _read_pixels(path, dtype, channels, image_size)
-    return X, np.asarray([label for _, label in files])
-
-
-# --------------------------------------------------------------------------- IDX files
-
-
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-_IDX_MAX_NDIM = 4  # images are (N, H, W) or (N, H, W, C), labels (N,)
-_IDX_ERRORS = (OSError, EOFError, zlib.error)  # what gzip and the OS raise on a damaged file
-
-
-@dataclass(frozen=True)
-class _IdxHeader:
-    path: Path
-    gzipped: bool
-    dtype: np.dtype
-    dims: tuple[int, ...]
-
-    @property
-    def nbytes(self) -> int:
-        return math.prod(self.dims) * self.dtype.itemsize
-
-    @property
-    def offset(self) -> int:
-        return 4 + 4 * len(self.dims)
-
-
-def _open_idx(path: Path) -> tuple[IO[bytes], bool]:
-    """The file, decompressed when it is gzip (told by its magic bytes, not its name)."""
-    with open(path, "rb") as f:
-        gzipped = f.read(2) == b"\x1f\x8b"
-    return (gzip.open(path, "rb") if gzipped else open(path, "rb")), gzipped
-
-
-def _is_idx_magic(head: bytes) -> bool:
-    return len(head) == 4 and head[0] == 0 and head[1] == 0 and head[2] in _IDX_DTYPES and head[3] > 0
-
-
-def _idx_ndim(path: Path) -> int | None:
-    """The number of dimensions the IDX file ``path`` declares, or None when it is not one."""
-    try:
-        f, _ = _open_idx(path)
-        with f:
-            head = f.read(4)
-    except _IDX_ERRORS:
-        return None
-    return head[3] if _is_idx_magic(head) else None
-
-
-def _idx_error(path: Path, exc: BaseException) -> ValueError:
-    return ValueError(f"Cannot read IDX file {path}: {exc}. The file is damaged; download it again.")
-
-
-def _read_idx_header(path: Path, stack: ExitStack) -> tuple[_IdxHeader, IO[bytes]]:
-    """Open ``path`` (closed with ``stack``) and check its header against the file and MAX_ARRAY_BYTES."""
-    try:
-        f, gzipped = _open_idx(path)
-        stack.enter_context(f)
-        head = f.read(4)
-        if not _is_idx_magic(head):
-            raise ValueError(
-                f"{path} is not an IDX file (bad magic number 0x{head.hex()}): an IDX file starts with two zero "
-                "bytes, a type code (0x08 for uint8) and its number of dimensions."
-            )
-        ndim = head[3]
-        if ndim > _IDX_MAX_NDIM:
-            raise ValueError(
-                f"IDX file {path} declares {ndim} dimensions; ganaug reads at most {_IDX_MAX_NDIM} (images are "
-                "3-D, labels 1-D). The file is corrupt or not an image or label file."
-            )
-        raw = f.read(4 * ndim)
-        if len(raw) < 4 * ndim:
-            raise ValueError(f"IDX file {path} is truncated or corrupt: its header stops after {4 + len(raw)} bytes.")
-        dims = tuple(int.from_bytes(raw[4 * i : 4 * i + 4], "big") for i in range(ndim))
-        header = _IdxHeader(path, gzipped, np.dtype(_IDX_DTYPES[head[2]]), dims)
-        if header.nbytes > MAX_ARRAY_BYTES:
-            raise ValueError(
-                f"IDX file {path} declares an array of shape {dims} ({header.nbytes:,} bytes), more than "
-                f"ganaug.data.MAX_ARRAY_BYTES ({MAX_ARRAY_BYTES:,}): its header is corrupt, or, for a genuine "
-                "file this large, raise ganaug.data.MAX_ARRAY_BYTES."
-            )
-        if not gzipped:
-            found = os.fstat(f.fileno()).st_size - header.offset
-            if found != header.nbytes:
-                raise ValueError(
-                    f"IDX file {path} is truncated or corrupt: header says {dims} ({header.nbytes} bytes of "
-                    f"data), found {found}. Download it again."
-                )
-    except _IDX_ERRORS as exc:
-        raise _idx_error(path, exc) from exc
-    return header, f
-
-
-def _read_idx_data(header: _IdxHeader, f: IO[bytes]) -> np.ndarray:
-    """The array after ``header`` in ``f``, read in place: peak memory is the array itself."""
-    raw = np.empty(header.nbytes, dtype=np.uint8)
-    try:
-        got = readinto_all(f, raw)
-        # gzip: one byte past the declared size tells an overlong stream, and nothing more
-        # is decompressed; at the end of the stream this read also checks the CRC.
-        extra = header.gzipped and got == header.nbytes and len(f.read(1)) > 0
-    except _IDX_ERRORS as exc:
-        raise _idx_error(header.path, exc) from exc
-    if got != header.nbytes or extra:
-        found = f"more than {header.nbytes}" if extra else str(got)
-        raise ValueError(
-            f"IDX file {header.path} is truncated or corrupt: header says {header.dims} ({header.nbytes} bytes "
-            f"of data), found {found}. Download it again."
-        )
-    arr = raw.view(header.dtype).reshape(header.dims)
-    if not header.dtype.isnative:
-        arr = arr.byteswap(inplace=True).view(header.dtype.newbyteorder("="))
-    return arr
-
-
-def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read one MNIST-format IDX file (gzipped or not) into a numpy array.
-
-    The header is checked before any data is read: the declared array must stay under
-    :data:`MAX_ARRAY_BYTES` and match the file's size (for gzip, the stream is decompressed
-    no further than one byte past the declared size).
-    """
-    path = Path(path)
-    with ExitStack() as stack:
-        header, f = _read_idx_header(path, stack)
-        return _read_idx_data(header, f)
-
-
-def _idx_files(folder: Path) -> dict[int, list[Path]]:
-    """The IDX files below ``folder`` by their number of dimensions, told by magic number, not name."""
-    found: dict[int, list[Path]] = {}
-    for dirpath, dirnames, names in os.walk(folder):  # symlinked folders are not entered: no loops
-        dirnames.sort()
-        for name in sorted(names):
-            path = Path(dirpath) / name
-            ndim = _idx_ndim(path) if path.is_file() else None  # is_file: never open a FIFO or device
-            if ndim is not None:
-                found.setdefault(ndim, []).append(path)
-    # "x" beside "x.gz" (torchvision's download keeps both) is one file, read uncompressed.
-    for paths in found.values():
-        paths[:] = [p for p in paths if not (p.suffix == ".gz" and p.with_suffix("") in paths)]
-    return found
-
-
-def _has_class_folders(path: Path) -> bool:
-    """Whether a sub-folder of ``path`` holds image files: the ImageFolder layout."""
-    for sub in sorted(path.iterdir()):
-        if sub.is_dir() and not sub.name.startswith("."):
-            for _, _, names in os.walk(sub):
-                if any(n.lower().endswith(IMG_EXTENSIONS) for n in names):
-                    return True
-    return False
-
-
-def _is_idx_folder(path: Path) -> bool:
-    """An IDX folder holds IDX image files (by magic number) and no class folders of images."""
-    return not _has_class_folders(path) and 3 in _idx_files(path)
-
-
-def load_idx(
-    images: str | os.PathLike, labels: str | os.PathLike | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Load MNIST-format IDX images and labels.
-
-    ``images`` is either the images file (then ``labels`` names the labels file) or a folder,
-    searched recursively, that holds exactly one IDX images file (3-D) and one IDX labels
-    file (1-D), told apart by their headers, gzipped or not (e.g. ``../shared/data/mnist``).
-
-    Both headers are read and checked against each other (one integer label per image)
-    before any data; then the labels are read, then the images, each in place.
-
-    Returns ``X`` (N, H, W) in the file's dtype (uint8 for MNIST) and ``y`` int64 (N,).
-    """
-    images = Path(images)
-    if images.is_dir():
-        folder = images
-        found = _idx_files(folder)
-        img_files, lbl_files = found.get(3, []), found.get(1, [])
-        if len(img_files) != 1 or len(lbl_files) != 1:
-            raise ValueError(
-                f"Expected one IDX images file (3-D, e.g. train-images-idx3-ubyte[.gz]) and one IDX labels file "
-                f"(1-D, e.g. train-labels-idx1-ubyte[.gz]) under {folder}, found {len(img_files)} and "
-                f"{len(lbl_files)}; pass the two files explicitly."
-            )
-        images, labels = img_files[0], lbl_files[0]
-    elif labels is None:
-        raise ValueError("Pass the labels file too: load_idx(images_file, labels_file).")
-    labels = Path(labels)
-    with ExitStack() as stack:
-        hx, fx = _read_idx_header(images, stack)
-        hy, fy = _read_idx_header(labels, stack)
-        if len(hx.dims) != 3:
-            raise ValueError(f"{images} holds an array of shape {hx.dims}; an IDX image file is (N, H, W).")
-        if len(hy.dims) != 1 or hy.dims[0] != hx.dims[0]:
-            raise ValueError(
-                f"{labels} holds {hy.dims} labels for {hx.dims[0]} images in {images}. Pass the labels file "
-                "that belongs to these images."
-            )
-        if hy.dtype.kind == "f":
-            raise ValueError(f"{labels} holds {hy.dtype} values; IDX labels must be integers.")
-        y = _read_idx_data(hy, fy).astype(np.int64)
-        X = _read_idx_data(hx, fx)
-    return X, y
-
-
-# --------------------------------------------------------------------------- other sources
-
-
-def load_digits() -> tuple[np.ndarray, np.ndarray]:
-    """scikit-learn's bundled 8x8 digits as float32 images in [0, 1], shape (1797, 8, 8)."""
-    from sklearn.datasets import load_digits as _sk_load_digits
-
-    bunch = _sk_load_digits()
-    return (bunch.images / 16.0).astype(np.float32), bunch.target.astype(np.int64)
-
-
-def _read_npz_member(path: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
-    """One ``.npy`` member, its header checked against the member's size and MAX_ARRAY_BYTES first."""
-    where = f"{path} (array {info.filename})"
-    with zf.open(info) as f:
-        try:
-            version = npformat.read_magic(f)
-            if version == (1, 0):
-                shape, _, dtype = npformat.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, _, dtype = npformat.read_array_header_2_0(f)
-            else:
-                raise ValueError(f"unsupported .npy format version {version[0]}.{version[1]}")
-        except MemoryError:
-            raise
-        except Exception as exc:
-            # numpy parses the header with ast.literal_eval and its own dtype decoding, which
-            # raise ValueError, TypeError, IndexError, SyntaxError, ... on corrupt bytes.
-            raise ValueError(
-                f"{where} has a corrupt .npy header ({exc}); save the archive again with np.savez."
-            ) from exc
-        header_size = f.tell()
-    if dtype.hasobject or dtype.itemsize == 0:
-        raise ValueError(
-            f"{where} holds dtype {dtype}, which is no array of numbers or strings (ganaug never unpickles "
-            "Python objects). Save X as a numeric array and y as integers or strings."
-        )
-    nbytes = math.prod(shape) * dtype.itemsize
-    stored = info.file_size - header_size
-    if min(shape, default=0) < 0 or nbytes != stored:
-        raise ValueError(
-            f"{where} is corrupt: its header declares shape {shape} of {dtype} ({nbytes:,} bytes) but it holds "
-            f"{stored:,} bytes of data. Save the archive again with np.savez."
-        )
-    if nbytes > MAX_ARRAY_BYTES:
-        raise ValueError(
-            f"{where} declares {nbytes:,} bytes (shape {shape} of {dtype}), more than "
-            f"ganaug.data.MAX_ARRAY_BYTES ({MAX_ARRAY_BYTES:,}); for a genuine array this large raise "
-            "ganaug.data.MAX_ARRAY_BYTES."
-        )
-    with zf.open(info) as f:
-        try:
-            return npformat.read_array(f, allow_pickle=False)
-        except ValueError as exc:
-            raise ValueError(f"{where} is truncated or corrupt ({exc}); save the archive again with np.savez.") from exc
-
-
-def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``X`` and ``y`` of an ``.npz`` archive, read without unpickling and within MAX_ARRAY_BYTES."""
-    if not zipfile.is_zipfile(path):
-        raise ValueError(
-            f"{path} is not an .npz (zip) archive. A .npy file holds one array: save X and y together with "
-            f"np.savez('{path.name}', X=X, y=y)."
-        )
-    try:
-        with zipfile.ZipFile(path) as zf:
-            members = {i.filename[: -len(".npy")]: i for i in zf.infolist() if i.filename.endswith(".npy")}
-            if "X" not in members or "y" not in members:
-                raise ValueError(f"{path} must hold arrays named X and y, found {sorted(members)}.")
-            return _read_npz_member(path, zf, members["X"]), _read_npz_member(path, zf, members["y"])
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, zlib.error, NotImplementedError,
-            RuntimeError) as exc:
-        # zipfile on a damaged archive: bad CRC, truncated data, unknown compression, encryption.
-        raise ValueError(f"Cannot read {path}: {exc}. The archive is damaged; save it again with np.savez.") from exc
-
-
-def load_source(source: str | os.PathLike, **kwargs: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Load ``"digits"``, an IDX folder, an ``.npz`` with ``X`` and ``y`` or an image folder.
-
-    A folder is an IDX folder when it holds an IDX images file (told by its magic number)
-    and no class sub-folders of images; any other folder is an image folder.
-    """
-    if isinstance(source, str) and source == "digits":
-        return load_digits()
-    path = Path(source)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"Data {source!s} not found: give an image folder, an .npz file with X and y, "
-            "an MNIST IDX folder, or 'digits'."
-        )
-    if path.is_file() and path.suffix == ".npz":
-        return _load_npz(path)
-    if path.is_dir() and _is_idx_folder(path):
-        return load_idx(path)
-    if path.is_dir():
-        return load_image_folder(path, **kwargs)
-    raise ValueError(f"Don't know how to read {path}: expected a folder, an .npz file or 'digits'.")
+# --------------------------------------------------------------------------- any input
 
 
 def as_image_data(
@@ -993,8 +494,9 @@ def as_image_data(
 
     Parameters
     ----------
-    X : array, tensor, Dataset, path or ``"digits"``
-        The images (and, for a Dataset, folder, IDX or ``"digits"``, the labels too).
+    X : array, tensor, Dataset, path, ``"digits"`` or ImageData
+        The images (and, for a Dataset, folder, IDX or ``"digits"``, the labels too); an
+        :class:`ImageData` is returned as it is.
     y : array-like, optional
         One label per image, for array input.
     image_shape : tuple, optional
@@ -1004,6 +506,10 @@ def as_image_data(
         0..1 for bool (False -> low, True -> high), [0, 1] for floats; other integer dtypes
         0..255 when their values lie there, else value_range is required.
     """
+    if isinstance(X, ImageData):  # already converted and checked, e.g. by a front end that validated X first
+        if y is not None or image_shape is not None or value_range is not None:
+            raise ValueError("y, image_shape and value_range must not be given with ImageData: it holds them already.")
+        return X
     if isinstance(X, (str, os.PathLike)):
         if y is not None:
             raise ValueError("y must not be given with a path or 'digits': labels come from the data itself.")
@@ -1017,3 +523,22 @@ def as_image_data(
     data = _from_array(X, y, image_shape, value_range)
     check_class_counts(data.classes, data.class_counts)
     return data
+
+
+class _DataModule(types.ModuleType):
+    """This module, with ``MAX_ARRAY_BYTES`` kept where the readers look it up.
+
+    ``ganaug.data.MAX_ARRAY_BYTES = n`` is the documented way to raise the bound; the
+    readers moved to :mod:`ganaug.readers`, so reading and setting it here go there.
+    """
+
+    @property
+    def MAX_ARRAY_BYTES(self) -> int:
+        return readers.MAX_ARRAY_BYTES
+
+    @MAX_ARRAY_BYTES.setter
+    def MAX_ARRAY_BYTES(self, value: int) -> None:
+        readers.MAX_ARRAY_BYTES = value
+
+
+sys.modules[__name__].__class__ = _DataModule

@@ -1,13 +1,18 @@
 import gzip
-import warnings
 
 import numpy as np
 import pytest
 import torch
+from conftest import make_images
 from PIL import Image
 
-from conftest import make_images
-from ganaug.data import as_image_data, load_idx, load_image_folder, load_source, read_idx
+from ganaug.data import (
+    as_image_data,
+    load_idx,
+    load_image_folder,
+    load_source,
+    read_idx,
+)
 
 
 @pytest.mark.parametrize(

@@ -17,14 +17,20 @@ import numpy as np
 import numpy.lib.format as npformat
 import pytest
 import torch
+from conftest import Bounds
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 import ganaug.data
-from conftest import Bounds
-from ganaug.data import as_image_data, load_idx, load_image_folder, load_source, read_idx
 from ganaug import ConditionalDCGAN
+from ganaug.data import (
+    as_image_data,
+    load_idx,
+    load_image_folder,
+    load_source,
+    read_idx,
+)
 from ganaug.datasets import SyntheticDataset
 
 needs_proc = pytest.mark.skipif(
