@@ -30,9 +30,8 @@ from sklearn.model_selection import train_test_split
 
 from ganaug import ConditionalDCGAN, load_idx
 from ganaug.metrics import evaluate_generator, format_report
+from ganaug.params import parse_settings
 from ganaug.report import write_report
-
-from _settings import parse_settings  # benchmarks/_settings.py, beside this script
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 

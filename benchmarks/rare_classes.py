@@ -31,8 +31,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.svm import SVC
 
 from ganaug import ConditionalDCGAN
-
-from _settings import parse_settings  # benchmarks/_settings.py, beside this script
+from ganaug.params import parse_settings
 
 RARE = [5, 6, 7, 8, 9]
 

@@ -18,7 +18,6 @@ Prints balanced accuracy and mean recall of the minority digits on the real test
 """
 
 import argparse
-import ast
 import os
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from ganaug import AugmentedDataset, ConditionalDCGAN, load_idx
+from ganaug.params import parse_settings
 
 MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 MINORITY = (2, 5, 8)
@@ -75,18 +75,6 @@ def evaluate(model: nn.Module, X: np.ndarray, y: np.ndarray) -> tuple[float, flo
     pred = model(torch.from_numpy(X).float()[:, None] / 255.0).argmax(1).numpy()
     minority = recall_score(y, pred, labels=list(MINORITY), average="macro")
     return balanced_accuracy_score(y, pred), minority
-
-
-def parse_settings(items: list[str]) -> dict:
-    """--set PARAM=VALUE pairs -> keyword arguments (Python literals; bare words stay strings)."""
-    settings = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        try:
-            settings[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            settings[key] = value
-    return settings
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ of the three minority digits (mean ± sd over folds).
 """
 
 import argparse
-import ast
 import time
 
 import numpy as np
@@ -24,21 +23,10 @@ from sklearn.metrics import make_scorer, recall_score
 from sklearn.model_selection import StratifiedKFold, cross_validate
 from sklearn.preprocessing import FunctionTransformer
 
+from ganaug.params import parse_settings
 from ganaug.sklearn import GANOverSampler
 
 MINORITY = [1, 4, 8]
-
-
-def parse_settings(items: list[str]) -> dict:
-    """--set PARAM=VALUE pairs -> keyword arguments (Python literals; bare words stay strings)."""
-    settings = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        try:
-            settings[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            settings[key] = value
-    return settings
 
 
 def main() -> None:

@@ -14,32 +14,26 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 
-from .checkpoint import (
-    CheckpointError,
-    optimizer_from_tensors,
-    optimizer_to_tensors,
-    read_checkpoint,
-    write_checkpoint,
-)
-from .augment import check_policy
-from .classifier import ClassifierConfig, DomainClassifier, train_classifier
-from .data import ArraySpec, ImageData, as_image_data
+from .checkpoint import CONFIG_NAME, CheckpointError, read_checkpoint, write_checkpoint
+from .checkpoint.layout import Snapshot, from_checkpoint, to_checkpoint
+from .classifier import train_classifier
+from .data import ImageData, as_image_data
 from .grid import grid_image, save_png
-from .losses import LOSSES
-from .models import ARCHITECTURES, Discriminator, Generator, ModelConfig, build_models, model_config
-from .sampling import MAX_SEED, base_seed, check_in_memory, generate, generate_filtered, resolve_counts, seeds_for
-from .trainer import HISTORY_KEYS, TrainConfig, TrainState, make_optimizers, train
+from .models import build_models, model_config
+from .params import check_values, parameter_constraints, resolve
+from .sampling import (
+    MAX_SEED,
+    base_seed,
+    check_in_memory,
+    generate,
+    generate_filtered,
+    labels_from_counts,
+    resolve_counts,
+    seeds_for,
+)
+from .trainer import TrainConfig, TrainState, make_optimizers, train
 
 __all__ = ["ConditionalDCGAN", "resolve_device"]
-
-# Per-architecture optimiser defaults: "classic" is the TensorFlow tutorial's; "dcgan"
-# uses three times Radford et al.'s lr 2e-4 for G and twice that for D (two time-scales),
-# SNGAN's betas (0, 0.9) and batch 32, chosen by benchmarks/ablation.py and
-# benchmarks/mnist_quality.py.
-_ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
-    "classic": {"lr_g": 1e-4, "lr_d": 1e-4, "betas": (0.9, 0.999), "batch_size": 256},
-    "dcgan": {"lr_g": 6e-4, "lr_d": 1.2e-3, "betas": (0.0, 0.9), "batch_size": 32},
-}
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -65,6 +59,9 @@ def resolve_device(device: str | torch.device) -> torch.device:
 class ConditionalDCGAN(BaseEstimator):
     """A class-conditional DCGAN that learns p(image | class) and samples any class on demand.
 
+    Every parameter is declared once in :data:`ganaug.params.PARAMETERS` (default, allowed
+    values); why each default was chosen, with the measurements, is in docs/measurements.md.
+
     Parameters
     ----------
     arch : {"dcgan", "classic"}, default="dcgan"
@@ -74,52 +71,34 @@ class ConditionalDCGAN(BaseEstimator):
         Size of the noise vector z.
     embed_dim : int, default=10
         Size of the generator's learned class code, concatenated to z. Larger codes let
-        the class drown out z and the generator collapse within each class (measured by
-        benchmarks/ablation.py: recall 0.00 at 50 vs 0.2 at 10 on digits).
+        the class drown out z, and the generator collapses within each class.
     width : int, optional
         Channels of the outermost generator/discriminator block (``"dcgan"`` only); each
         block nearer the base resolution doubles it. Default: 32 for images of 16 pixels a
-        side or more (64 is better per step but 2.2x slower on a CPU, and lost to 32 in 5
-        minutes of MNIST training), 64 below, where it costs seconds (rare 8x8 digits were
-        recognised far better with it in examples/sklearn_imbalanced_digits.py). See the
-        README's "Measured quality".
+        side or more, 64 below.
     kernel_size : int, optional
         Convolution kernel of ``"dcgan"`` (2 to 7). Even kernels give Radford et al.'s
         stride-2-only networks; odd ones add the tutorial's stride-1 generator block at
-        the base resolution. Default: 4 for images of 16 pixels a side or more, 5 below
-        (on 8x8 digits, 5 gave higher class fidelity, 4 higher recall; see the README's
-        ablation table).
+        the base resolution. Default: 4 for images of 16 pixels a side or more, 5 below.
     max_epochs : int, default=50
         Passes over the training data.
     batch_size : int, optional
-        Default: 256 for ``"classic"``; 32 for ``"dcgan"``, whose small networks make
-        a CPU step nearly as fast at 32 as at 64: twice the steps per epoch for 1.2-1.4x the
-        time, which raised CAS and class fidelity in 5-minute MNIST runs (README's
-        "Measured quality").
+        Images per optimisation step. Default: 32 for ``"dcgan"``, 256 for ``"classic"``
+        (:data:`ganaug.params.ARCH_DEFAULTS`).
     lr_g, lr_d : float, optional
-        Adam learning rates of the generator and discriminator. Default: 1e-4 for
-        ``"classic"`` (the tutorial's); for ``"dcgan"`` 6e-4 (G) and 1.2e-3 (D): against
-        2e-4 / 4e-4 they lowered the Fréchet distance and raised CAS of 5-minute MNIST
-        runs in all three seeds measured and on the MNIST rows of benchmarks/ablation.py
-        (README's "Measured quality").
+        Adam learning rates of the generator and discriminator. Default: 6e-4 and 1.2e-3
+        for ``"dcgan"`` (two time-scales), 1e-4 for ``"classic"`` (the tutorial's).
     betas : (float, float), optional
-        Adam betas. Default: (0.9, 0.999) for ``"classic"``; (0.0, 0.9) for ``"dcgan"``
-        (Miyato et al. 2018's, with hinge loss and spectral norm): against Radford et al.'s
-        (0.5, 0.999) it raised recall and CAS on every dataset of benchmarks/ablation.py and
-        lowered the Fréchet distance of 5-minute MNIST runs, at the cost of class fidelity
-        in short runs (README's "Measured quality").
+        Adam betas. Default: (0.0, 0.9) for ``"dcgan"`` (Miyato et al. 2018's, with hinge
+        loss and spectral norm), (0.9, 0.999) for ``"classic"``.
     loss : {"hinge", "bce"}, default="hinge"
-        ``"hinge"`` (Lim & Ye 2017; with spectral norm, Miyato et al. 2018) or ``"bce"``,
-        the classic non-saturating binary cross-entropy from logits.
+        ``"hinge"`` (Lim & Ye 2017) or ``"bce"``, the classic non-saturating binary
+        cross-entropy from logits.
     spectral_norm : bool, default=True
-        Spectral normalisation of the discriminator's layers. Hinge + spectral norm is the
-        default because it beat BCE on fidelity, Fréchet distance and CAS in
-        benchmarks/ablation.py.
+        Spectral normalisation of the discriminator's layers.
     dropout : float, optional
-        Dropout rate after each discriminator block. Default: 0.3 for ``"classic"`` (the
-        tutorial's), 0 for ``"dcgan"``: with spectral norm and DiffAugment, dropping it
-        made training 1.4x faster on a CPU with equal or better class fidelity and a lower
-        Fréchet distance (README's "Measured quality").
+        Dropout rate after each discriminator block. Default: 0 for ``"dcgan"``, whose
+        spectral norm and DiffAugment already regularise it; 0.3 for ``"classic"``.
     minibatch_std : bool, default=False
         Minibatch standard-deviation layer in the discriminator (Karras et al. 2018), which
         lets it see a generator that makes the same image for every z.
@@ -129,10 +108,8 @@ class ConditionalDCGAN(BaseEstimator):
     ema : float or None, default=0.999
         Decay of an exponential moving average of the generator weights, ramped up over
         the first steps (``min(ema, (1 + step) / (10 + step))``); sampling uses the
-        averaged generator, with BatchNorm statistics re-measured on its own weights.
-        None samples from the trained generator itself. The default because it gave the
-        best 5-minute MNIST runs (benchmarks/mnist_quality.py) and the best digits row of
-        benchmarks/ablation.py; see the README's tables.
+        average, with BatchNorm statistics re-measured on its own weights. None samples
+        from the trained generator itself.
     max_time : float or None, default=None
         Training time budget in seconds; training stops after the epoch that exceeds it.
     train_classifier : bool, default=True
@@ -156,7 +133,12 @@ class ConditionalDCGAN(BaseEstimator):
     image_shape_ : tuple
         (C, H, W) of the model's images.
     generator_, discriminator_ : torch.nn.Module
-        ``generator_`` is the network used for sampling (the moving average if ``ema``).
+        The trained networks.
+    generator_ema_ : torch.nn.Module or None
+        The moving average of ``generator_`` (``ema``); None without one.
+    sampling_generator_ : torch.nn.Module
+        The network :meth:`sample` uses: ``generator_ema_`` if there is one, else
+        ``generator_``.
     classifier_ : DomainClassifier or None
         The domain classifier (``train_classifier=True``).
     acceptance_rate_ : dict
@@ -223,51 +205,25 @@ class ConditionalDCGAN(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
+    _parameter_constraints: dict = parameter_constraints()
+
     # ------------------------------------------------------------------ validation
 
     def _validate_params(self) -> None:
-        if self.arch not in ARCHITECTURES:
-            raise ValueError(f"arch must be one of {ARCHITECTURES}, got {self.arch!r}.")
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {self.loss!r}.")
-        if self.kernel_size is not None and (isinstance(self.kernel_size, bool) or not isinstance(
-                self.kernel_size, (int, np.integer)) or not 2 <= self.kernel_size <= 7):
-            raise ValueError(f"kernel_size must be an integer from 2 to 7 or None, got {self.kernel_size!r}.")
-        for name in ("latent_dim", "embed_dim", "width", "max_epochs"):
-            value = getattr(self, name)
-            if name == "width" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if self.batch_size is not None and (not isinstance(self.batch_size, (int, np.integer)) or self.batch_size < 2):
-            raise ValueError(f"batch_size must be an integer >= 2 (BatchNorm needs 2), got {self.batch_size!r}.")
-        for name in ("lr_g", "lr_d"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and value > 0):
-                raise ValueError(f"{name} must be a positive number, got {value!r}.")
-        if self.betas is not None and (len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas)):
-            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}.")
-        if self.dropout is not None and (isinstance(self.dropout, bool) or not isinstance(
-                self.dropout, (int, float, np.floating)) or not 0 <= self.dropout < 1):
-            raise ValueError(f"dropout must be a rate in [0, 1) or None, got {self.dropout!r}.")
-        check_policy(self.augment)
-        if self.ema is not None and not (isinstance(self.ema, float) and 0 < self.ema < 1):
-            raise ValueError(f"ema must be a decay in (0, 1) such as 0.999, or None; got {self.ema!r}.")
-        if self.max_time is not None and not (isinstance(self.max_time, (int, float)) and self.max_time > 0):
-            raise ValueError(f"max_time must be a positive number of seconds or None, got {self.max_time!r}.")
+        super()._validate_params()  # scikit-learn's, against _parameter_constraints
+        check_values(self.get_params())
 
     def _train_config(self) -> TrainConfig:
-        defaults = _ARCH_DEFAULTS[self.arch]
-        pick = lambda name: defaults[name] if getattr(self, name) is None else getattr(self, name)  # noqa: E731
+        params = self.get_params()
         return TrainConfig(
             max_epochs=int(self.max_epochs),
-            batch_size=int(pick("batch_size")),
-            lr_g=float(pick("lr_g")),
-            lr_d=float(pick("lr_d")),
-            betas=tuple(float(b) for b in pick("betas")),  # type: ignore[arg-type]
+            batch_size=int(resolve(params, "batch_size")),
+            lr_g=float(resolve(params, "lr_g")),
+            lr_d=float(resolve(params, "lr_d")),
+            betas=tuple(float(b) for b in resolve(params, "betas")),  # type: ignore[arg-type]
             loss=self.loss,
             augment=self.augment or None,
-            ema=self.ema,
+            ema=None if self.ema is None else float(self.ema),
             max_time=None if self.max_time is None else float(self.max_time),
         )
 
@@ -286,13 +242,15 @@ class ConditionalDCGAN(BaseEstimator):
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
         if isinstance(self.__dict__.get("discriminator_"), dict):
+            from .models import Discriminator
+
             weights = self.__dict__["discriminator_"]
             device = next(iter(weights.values())).device
             discriminator = Discriminator(self.model_config_).to(device)
             discriminator.load_state_dict(weights)
             discriminator.train(False)
             opt_g, opt_d_state = self._optimizers
-            opt_d = make_optimizers(self._train_generator, discriminator, self.train_config_)[1]
+            opt_d = make_optimizers(self.generator_, discriminator, self.train_config_)[1]
             opt_d.load_state_dict(opt_d_state)
             self.discriminator_, self._optimizers = discriminator, (opt_g, opt_d)
 
@@ -320,11 +278,11 @@ class ConditionalDCGAN(BaseEstimator):
 
         Parameters
         ----------
-        X : array, tensor, Dataset, path or ``"digits"``
+        X : array, tensor, Dataset, ImageData, path or ``"digits"``
             Images as (N, H, W), (N, H, W, C), (N, C, H, W) or flattened (N, D) arrays or
             tensors (uint8 in 0..255, uint16 in 0..65535, bool, float in [0, 1]); a torch
-            Dataset of (image, label);
-            an ImageFolder-style directory; an MNIST IDX folder; or ``"digits"``.
+            Dataset of (image, label); an ImageFolder-style directory; an MNIST IDX
+            folder; ``"digits"``; or a :class:`ganaug.data.ImageData` already prepared.
         y : array-like, optional
             Labels (any sortable values) for array input.
         image_shape : tuple, optional
@@ -358,34 +316,9 @@ class ConditionalDCGAN(BaseEstimator):
         device = resolve_device(self.device)
         config = self._train_config()
         if resume and hasattr(self, "generator_"):
-            self._check_resumable(data)
-            if (config.ema is None) != (self.train_config_.ema is None):
-                raise ValueError("Cannot resume with ema switched on or off; keep the setting of the first run.")
-            self.train_config_ = config
-            self.generator_, self.discriminator_ = self.generator_.to(device), self.discriminator_.to(device)
-            self._train_generator = self._train_generator.to(device)
-            _move_optimizer(self._optimizers[0], device)
-            _move_optimizer(self._optimizers[1], device)
+            self._prepare_resume(data, config, device)
         else:
-            seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
-            self.seed_ = seed
-            cfg = model_config(
-                self.arch, data.image_shape, len(data.classes), latent_dim=int(self.latent_dim),
-                width=None if self.width is None else int(self.width), spectral_norm=bool(self.spectral_norm),
-                kernel_size=None if self.kernel_size is None else int(self.kernel_size),
-                minibatch_std=bool(self.minibatch_std), embed_dim=int(self.embed_dim),
-                dropout=None if self.dropout is None else float(self.dropout),
-            )
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)  # weight initialisation, inside the forked RNG
-                generator, discriminator = build_models(cfg)
-            generator, discriminator = generator.to(device), discriminator.to(device)
-            ema_generator = copy.deepcopy(generator) if config.ema is not None else None
-            self._set_fitted(cfg, config, data.classes, data.class_counts, data.spec, generator, discriminator,
-                             ema_generator=ema_generator)
-            self._optimizers = make_optimizers(generator, discriminator, config)
-            self._state = TrainState()
-            self.classifier_ = None
+            self._build(data, config, device)
         self.device_ = device
         if self.train_classifier and self.classifier_ is None:
             # Before the GAN, so that a monitor can measure samples with it while training.
@@ -393,7 +326,7 @@ class ConditionalDCGAN(BaseEstimator):
                 data.images, data.labels, len(data.classes), seed=self.seed_, device=device
             )
         self._state = train(
-            self._train_generator,
+            self.generator_,
             self.discriminator_,
             data,
             config,
@@ -401,7 +334,7 @@ class ConditionalDCGAN(BaseEstimator):
             device=device,
             optimizers=self._optimizers,
             state=self._state,
-            ema_generator=self.generator_ if config.ema is not None else None,
+            ema_generator=self.generator_ema_,
             callback=None if callback is None else (lambda state: callback(self, state)),
             monitor=None if monitor is None else (lambda state: monitor(self, state)),
             monitor_every=int(monitor_every),
@@ -409,30 +342,60 @@ class ConditionalDCGAN(BaseEstimator):
         )
         return self
 
-    def _set_fitted(
-        self,
-        cfg: ModelConfig,
-        config: TrainConfig,
-        classes: np.ndarray,
-        class_counts: np.ndarray,
-        spec: ArraySpec,
-        generator: Generator,
-        discriminator: Discriminator,
-        *,
-        ema_generator: Generator | None = None,
-    ) -> None:
-        self.model_config_ = cfg
+    def _build(self, data: ImageData, config: TrainConfig, device: torch.device) -> None:
+        """Fresh networks and optimisers for ``data``."""
+        self.seed_ = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+        model = model_config(
+            self.arch, data.image_shape, len(data.classes), latent_dim=int(self.latent_dim),
+            width=None if self.width is None else int(self.width), spectral_norm=bool(self.spectral_norm),
+            kernel_size=None if self.kernel_size is None else int(self.kernel_size),
+            minibatch_std=bool(self.minibatch_std), embed_dim=int(self.embed_dim),
+            dropout=None if self.dropout is None else float(self.dropout),
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed_)  # weight initialisation, inside the forked RNG
+            generator, discriminator = build_models(model)
+        generator, discriminator = generator.to(device), discriminator.to(device)
+        self._set_fitted(Snapshot(
+            params={}, seed=self.seed_, model=model, training=config, state=TrainState(), classes=data.classes,
+            class_counts=data.class_counts, spec=data.spec, generator=generator,
+            generator_ema=copy.deepcopy(generator) if config.ema is not None else None,
+            discriminator=discriminator, classifier=None,
+            optimizers=make_optimizers(generator, discriminator, config),
+        ))
+
+    def _prepare_resume(self, data: ImageData, config: TrainConfig, device: torch.device) -> None:
+        self._check_resumable(data)
+        if (config.ema is None) != (self.train_config_.ema is None):
+            raise ValueError("Cannot resume with ema switched on or off; keep the setting of the first run.")
         self.train_config_ = config
-        self.classes_ = classes
-        self.n_classes_ = len(classes)
-        self.class_counts_ = np.asarray(class_counts, dtype=np.int64)
-        self.image_shape_ = (cfg.channels, cfg.height, cfg.width)
-        self.input_spec_ = spec
-        # generator_ samples; _train_generator is the one the optimiser updates.
-        self.generator_ = ema_generator if ema_generator is not None else generator
-        self._train_generator = generator
-        self.discriminator_ = discriminator
+        self.generator_, self.discriminator_ = self.generator_.to(device), self.discriminator_.to(device)
+        if self.generator_ema_ is not None:
+            self.generator_ema_ = self.generator_ema_.to(device)
+        for optimizer in self._optimizers:
+            _move_optimizer(optimizer, device)
+
+    def _set_fitted(self, snap: Snapshot) -> None:
+        self.seed_ = snap.seed
+        self.model_config_ = snap.model
+        self.train_config_ = snap.training
+        self.classes_ = snap.classes
+        self.n_classes_ = len(snap.classes)
+        self.class_counts_ = np.asarray(snap.class_counts, dtype=np.int64)
+        self.image_shape_ = (snap.model.channels, snap.model.height, snap.model.width)
+        self.input_spec_ = snap.spec
+        self.generator_ = snap.generator
+        self.generator_ema_ = snap.generator_ema
+        self.discriminator_ = snap.discriminator
+        self.classifier_ = snap.classifier
+        self._optimizers = snap.optimizers
+        self._state = snap.state
         self._sample_rng = np.random.default_rng(self.seed_)
+
+    @property
+    def sampling_generator_(self) -> torch.nn.Module:
+        self._check_is_fitted()
+        return self.generator_ if self.generator_ema_ is None else self.generator_ema_
 
     def _check_resumable(self, data: ImageData) -> None:
         if data.image_shape != self.image_shape_:
@@ -480,9 +443,9 @@ class ConditionalDCGAN(BaseEstimator):
         self._check_is_fitted()
         counts = resolve_counts(n_or_counts, self.classes_)
         check_in_memory(sum(counts.values()), self.image_shape_)
-        indices = np.concatenate([np.full(k, i, dtype=np.int64) for i, k in counts.items()] or [np.empty(0, np.int64)])
+        indices = labels_from_counts(counts).astype(np.int64)
         seeds = seeds_for(self._base_seed(random_state, len(indices)), len(indices))
-        images = generate(self.generator_, indices, seeds, device=self.device_, batch_size=batch_size)
+        images = generate(self.sampling_generator_, indices, seeds, device=self.device_, batch_size=batch_size)
         return images, indices, seeds
 
     def sample(
@@ -552,7 +515,7 @@ class ConditionalDCGAN(BaseEstimator):
         check_in_memory(sum(counts.values()), self.image_shape_)
         base = self._base_seed(random_state, sum(counts.values()))
         images, indices, seeds, acceptance = generate_filtered(
-            self.generator_, self.classifier_, counts, base, float(threshold), device=self.device_,
+            self.sampling_generator_, self.classifier_, counts, base, float(threshold), device=self.device_,
             batch_size=batch_size,
         )
         self.acceptance_rate_ = {self.classes_[i].item(): rate for i, rate in acceptance.items()}
@@ -569,7 +532,7 @@ class ConditionalDCGAN(BaseEstimator):
         index = dict(zip(unique, resolve_counts(dict.fromkeys(unique, 0), self.classes_)))
         indices = np.asarray([index[c] for c in classes], dtype=np.int64)
         check_in_memory(len(seeds), self.image_shape_)  # iter_generate checks the seeds themselves
-        images = generate(self.generator_, indices, seeds, device=self.device_, batch_size=batch_size)
+        images = generate(self.sampling_generator_, indices, seeds, device=self.device_, batch_size=batch_size)
         return self.input_spec_.restore(images)
 
     def save_grid(
@@ -585,43 +548,22 @@ class ConditionalDCGAN(BaseEstimator):
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write a checkpoint directory (safetensors weights + ``ganaug.json``), atomically.
 
-        Holds everything :meth:`load` and a resumed :meth:`fit` need: both networks, the
-        optimisers, the loss history, the data's classes and format, and the settings.
+        Holds everything :meth:`load` and a resumed :meth:`fit` need: the networks, the
+        optimisers, the loss history, the data's classes and format, and the settings
+        (the layout: :mod:`ganaug.checkpoint.layout`).
         """
         self._check_is_fitted()
-        tensors: dict[str, torch.Tensor] = {}
-        tensors.update({f"generator.{k}": v for k, v in self.generator_.state_dict().items()})
-        if self._train_generator is not self.generator_:
-            tensors.update({f"train_generator.{k}": v for k, v in self._train_generator.state_dict().items()})
-        if self.classifier_ is not None:
-            tensors.update({f"classifier.{k}": v for k, v in self.classifier_.state_dict().items()})
-        tensors.update({f"discriminator.{k}": v for k, v in self.discriminator_.state_dict().items()})
-        opt_meta = {}
-        for name, opt in zip(("opt_g", "opt_d"), self._optimizers):
-            t, meta = optimizer_to_tensors(name, opt)
-            tensors.update(t)
-            opt_meta[name] = meta
-        for key in HISTORY_KEYS:
-            tensors[f"history.{key}"] = torch.tensor(self._state.history[key], dtype=torch.float64)
         params = self.get_params()
         if not isinstance(params["random_state"], (int, type(None))):
-            params["random_state"] = None  # an RNG object is not data; seed_ below reproduces the run
+            params["random_state"] = None  # an RNG object is not data; the seed reproduces the run
         params["betas"] = list(params["betas"]) if params["betas"] is not None else None
-        metadata = {
-            "params": params,
-            "seed": self.seed_,
-            "model": self.model_config_.to_dict(),
-            "training": {**self.train_config_.to_dict(), "epoch": self._state.epoch, "step": self._state.step},
-            "optimizers": opt_meta,
-            "classifier": None if self.classifier_ is None else self.classifier_.cfg.to_dict(),
-            "data": {
-                "classes": self.classes_.tolist(),
-                "classes_dtype": self.classes_.dtype.str,
-                "class_counts": self.class_counts_.tolist(),
-                "spec": self.input_spec_.to_dict(),
-            },
-        }
-        return write_checkpoint(path, metadata, tensors, overwrite=overwrite)
+        snap = Snapshot(
+            params=params, seed=self.seed_, model=self.model_config_, training=self.train_config_, state=self._state,
+            classes=self.classes_, class_counts=self.class_counts_, spec=self.input_spec_, generator=self.generator_,
+            generator_ema=self.generator_ema_, discriminator=self.discriminator_, classifier=self.classifier_,
+            optimizers=self._optimizers,
+        )
+        return write_checkpoint(path, *to_checkpoint(snap), overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, device: str = "auto") -> "ConditionalDCGAN":
@@ -636,94 +578,38 @@ class ConditionalDCGAN(BaseEstimator):
         A malformed checkpoint raises :class:`~ganaug.CheckpointError` naming the file
         and the field; a missing one ``FileNotFoundError``.
         """
-        from .checkpoint import CONFIG_NAME, decode_classes
-
         dev = resolve_device(device)
-        # read_checkpoint checks every field against the schema, and the weights' names, shapes,
-        # dtypes and hash, before anything is allocated; the excepts below are a backstop.
         document, tensors = read_checkpoint(path)
         where = Path(path) / CONFIG_NAME
-
-        def corrupt(exc: BaseException, what: str = "description") -> CheckpointError:
-            return CheckpointError(f"Checkpoint {what} in {where} is corrupt or mismatched: {exc!r}")
-
-        try:
-            params = dict(document["params"])
-            unknown = sorted(set(params) - set(cls._get_param_names()))
-            if unknown:
-                raise CheckpointError(
-                    f"Checkpoint file {where} is corrupt: field 'params' holds {unknown}, which are not "
-                    f"parameters of {cls.__name__}."
-                )
-            random_state = params.get("random_state")
-            if random_state is not None and not (
-                    isinstance(random_state, int) and not isinstance(random_state, bool) and 0 <= random_state < 2**32):
-                raise CheckpointError(
-                    f"Checkpoint file {where} is corrupt: field 'params.random_state' must be null or an integer "
-                    f"from 0 to {2**32 - 1}, got {random_state!r}."
-                )
-            params["device"] = device
-            if isinstance(params.get("betas"), list):
-                params["betas"] = tuple(params["betas"])
-            gan = cls(**params)
-            try:
-                gan._validate_params()
-            except (TypeError, ValueError) as exc:
-                raise CheckpointError(f"Checkpoint file {where} is corrupt: field 'params': {exc}") from exc
-            cfg = ModelConfig.from_dict(document["model"])
-            training = dict(document["training"])
-            state = TrainState(epoch=int(training.pop("epoch")), step=int(training.pop("step")))
-            config = TrainConfig.from_dict(training)
-            data = document["data"]
-            classes = decode_classes(data)
-            class_counts = np.asarray(data["class_counts"], dtype=np.int64)
-            spec = ArraySpec.from_dict(data["spec"])
-            gan.seed_ = int(document["seed"])
-            classifier_cfg = ClassifierConfig.from_dict(document["classifier"]) if document.get("classifier") else None
-        except CheckpointError:
-            raise
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
-            raise corrupt(exc) from exc
-        try:
-            # Every parameter and buffer is overwritten by the checkpoint's: build without
-            # drawing from (or advancing) the caller's global RNG.
-            with torch.random.fork_rng(devices=[]):
-                generator, discriminator = Generator(cfg), Discriminator(cfg)
-                classifier = None if classifier_cfg is None else DomainClassifier(classifier_cfg)
-        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-            raise corrupt(exc, "model description") from exc
-        modules: list[tuple[str, torch.nn.Module]] = [("generator.", generator), ("discriminator.", discriminator)]
-        train_generator = None
-        if config.ema is not None:
-            train_generator = copy.deepcopy(generator)
-            modules.append(("train_generator.", train_generator))
-        if classifier is not None:
-            modules.append(("classifier.", classifier))
-        for prefix, module in modules:
-            sd = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
-            try:
-                module.load_state_dict(sd, strict=True)
-            except RuntimeError as exc:
-                raise CheckpointError(
-                    f"Checkpoint weights in {where.parent} do not match the {prefix[:-1]} described in ganaug.json: {exc}"
-                ) from exc
-        generator, discriminator = generator.to(dev).eval(), discriminator.to(dev).eval()
-        ema_generator = None
-        if train_generator is not None:
-            # generator.* holds the moving average (what samples); train_generator.* the raw weights.
-            ema_generator, generator = generator, train_generator.to(dev).eval()
-        gan._set_fitted(cfg, config, classes, class_counts, spec, generator, discriminator,
-                        ema_generator=ema_generator)
-        gan.classifier_ = None if classifier is None else classifier.to(dev).eval()
-        try:
-            gan._optimizers = make_optimizers(gan._train_generator, discriminator, config)
-            for name, opt in zip(("opt_g", "opt_d"), gan._optimizers):
-                optimizer_from_tensors(name, opt, tensors, document["optimizers"][name])
-        except (KeyError, ValueError, RuntimeError, TypeError, IndexError) as exc:
-            raise corrupt(exc, "optimizer state") from exc
-        state.history = {k: tensors[f"history.{k}"].tolist() if f"history.{k}" in tensors else [] for k in HISTORY_KEYS}
-        gan._state = state
+        gan = cls._from_saved_params(document["params"], device, where)
+        gan._set_fitted(from_checkpoint(document, tensors, device=dev, where=where))
         gan.device_ = dev
+        return gan
+
+    @classmethod
+    def _from_saved_params(cls, saved: dict[str, Any], device: str, where: Path) -> "ConditionalDCGAN":
+        params = dict(saved)
+        unknown = sorted(set(params) - set(cls._get_param_names()))
+        if unknown:
+            raise CheckpointError(
+                f"Checkpoint file {where} is corrupt: field 'params' holds {unknown}, which are not "
+                f"parameters of {cls.__name__}."
+            )
+        random_state = params.get("random_state")
+        if random_state is not None and not (
+                isinstance(random_state, int) and not isinstance(random_state, bool) and 0 <= random_state < 2**32):
+            raise CheckpointError(
+                f"Checkpoint file {where} is corrupt: field 'params.random_state' must be null or an integer "
+                f"from 0 to {2**32 - 1}, got {random_state!r}."
+            )
+        params["device"] = device
+        if isinstance(params.get("betas"), list):
+            params["betas"] = tuple(params["betas"])
+        gan = cls(**params)
+        try:
+            gan._validate_params()
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"Checkpoint file {where} is corrupt: field 'params': {exc}") from exc
         return gan
 
 

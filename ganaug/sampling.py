@@ -29,9 +29,11 @@ __all__ = [
     "check_batch_size",
     "check_in_memory",
     "check_seeds",
+    "class_index",
     "generate",
     "generate_filtered",
     "iter_generate",
+    "labels_from_counts",
     "latents_from_seeds",
     "resolve_counts",
     "synthetic_counts",
@@ -39,6 +41,7 @@ __all__ = [
 
 
 def class_index(classes: np.ndarray) -> dict[Any, int]:
+    """``{class value: its index}`` for a model's sorted ``classes_``."""
     return {c: i for i, c in enumerate(classes.tolist())}
 
 
@@ -102,11 +105,21 @@ def synthetic_counts(
         return {c: int(round(float(ratio) * k)) for c, k in counts.items()}
     from imblearn.utils import check_sampling_strategy
 
-    y = np.repeat(np.asarray(list(counts)), list(counts.values()))
+    y = labels_from_counts(counts)
     if len(np.unique(y)) < 2:
         raise ValueError(f"Need at least 2 classes with images to balance, got {counts!r}.")
     wanted = check_sampling_strategy(sampling_strategy, y, "over-sampling")
     return {c: int(wanted.get(c, 0)) for c in counts}
+
+
+def labels_from_counts(counts: Mapping[Any, int]) -> np.ndarray:
+    """``{"a": 2, "b": 1}`` -> ``["a", "a", "b"]``: each key repeated its count times, in order.
+
+    >>> labels_from_counts({3: 2, 1: 1}).tolist()
+    [3, 3, 1]
+    """
+    keys = list(counts)
+    return np.repeat(np.asarray(keys) if keys else np.empty(0, np.int64), [int(k) for k in counts.values()])
 
 
 def _lookup(index: dict[Any, int], value: Any) -> int | None:

@@ -20,21 +20,20 @@ import numpy as np
 from imblearn.over_sampling.base import BaseOverSampler
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._version import __version__
 from .data import as_image_data
 from .gan import ConditionalDCGAN, resolve_device
-from .losses import LOSSES
-from .models import ARCHITECTURES
+from .params import PARAMETERS, check_values, parameter_constraints
 
 __all__ = ["GANAugmentedClassifier", "GANOverSampler"]
 
-# Parameters passed through to ConditionalDCGAN unchanged.
-_GAN_PARAMS = ("arch", "max_epochs", "batch_size", "width", "kernel_size", "latent_dim", "embed_dim", "lr_g", "lr_d",
-               "loss", "spectral_norm", "dropout", "minibatch_std", "augment", "ema", "device", "verbose")
+# Parameters passed through to ConditionalDCGAN unchanged (random_state seeds both the GAN
+# and the sampling; train_classifier has its own default here).
+_GAN_PARAMS = tuple(name for name in PARAMETERS if name not in ("random_state", "train_classifier"))
 
 
 class GANOverSampler(BaseOverSampler):
@@ -65,14 +64,16 @@ class GANOverSampler(BaseOverSampler):
         parameter unfitted, so pass a checkpoint path or
         ``sklearn.frozen.FrozenEstimator(gan)`` when the sampler will be cloned. A model
         trained outside the folds sees their test rows: only use one trained elsewhere.
-    arch, max_epochs, batch_size, width, kernel_size, latent_dim, embed_dim, lr_g, lr_d, loss, spectral_norm, \
-dropout, minibatch_std, augment, ema, device, verbose
+    arch, latent_dim, embed_dim, width, kernel_size, max_epochs, batch_size, lr_g, lr_d, betas, loss, \
+spectral_norm, dropout, minibatch_std, augment, ema, max_time, device, verbose
         Passed to :class:`ganaug.ConditionalDCGAN`, with its defaults (``verbose`` is
-        False here).
+        False here: a sampler runs inside pipelines and cross-validation loops).
+    train_classifier : bool or None, default=None
+        Fit the GAN's domain classifier. None: only when ``filter`` is set, the one use a
+        sampler has for it.
     filter : float, default=None
         Keep only synthetic images that the GAN's domain classifier assigns to their class
-        with at least this probability (see ``ConditionalDCGAN.sample``); the classifier
-        is trained only when a filter is set.
+        with at least this probability (see ``ConditionalDCGAN.sample``).
     cache_dir : path, default=None
         Opt-in cache of trained GANs, keyed on a SHA-256 of X, y and every parameter that
         affects training. Refitting on the same rows (e.g. a grid search over the
@@ -112,28 +113,13 @@ dropout, minibatch_std, augment, ema, device, verbose
 
     _parameter_constraints: dict = {
         **BaseOverSampler._parameter_constraints,
+        **parameter_constraints(_GAN_PARAMS),
         "image_shape": [tuple, list, None],
         "value_range": [tuple, list, None],
         "generator": [HasMethods(["sample"]), str, os.PathLike, None],
-        "arch": [StrOptions(set(ARCHITECTURES))],
-        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
-        "batch_size": [Interval(numbers.Integral, 2, None, closed="left"), None],
-        "width": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "kernel_size": [Interval(numbers.Integral, 2, 7, closed="both"), None],
-        "latent_dim": [Interval(numbers.Integral, 1, None, closed="left")],
-        "embed_dim": [Interval(numbers.Integral, 1, None, closed="left")],
-        "dropout": [Interval(numbers.Real, 0, 1, closed="left"), None],
-        "minibatch_std": ["boolean"],
-        "augment": [str, None],
-        "ema": [Interval(numbers.Real, 0, 1, closed="neither"), None],
+        "train_classifier": ["boolean", None],
         "filter": [Interval(numbers.Real, 0, 1, closed="both"), None],
-        "lr_g": [Interval(numbers.Real, 0, None, closed="neither"), None],
-        "lr_d": [Interval(numbers.Real, 0, None, closed="neither"), None],
-        "loss": [StrOptions(set(LOSSES))],
-        "spectral_norm": ["boolean"],
-        "device": [str],
         "cache_dir": [str, os.PathLike, None],
-        "verbose": ["boolean"],
     }
 
     def __init__(
@@ -145,20 +131,23 @@ dropout, minibatch_std, augment, ema, device, verbose
         value_range: tuple[float, float] | None = None,
         generator: Any = None,
         arch: str = "dcgan",
-        max_epochs: int = 50,
-        batch_size: int | None = None,
-        width: int | None = None,
-        kernel_size: int | None = None,
         latent_dim: int = 100,
         embed_dim: int = 10,
+        width: int | None = None,
+        kernel_size: int | None = None,
+        max_epochs: int = 50,
+        batch_size: int | None = None,
         lr_g: float | None = None,
         lr_d: float | None = None,
+        betas: tuple[float, float] | None = None,
         loss: str = "hinge",
         spectral_norm: bool = True,
         dropout: float | None = None,
         minibatch_std: bool = False,
         augment: str | None = "translation",
         ema: float | None = 0.999,
+        max_time: float | None = None,
+        train_classifier: bool | None = None,
         filter: float | None = None,  # noqa: A002
         device: str = "auto",
         cache_dir: str | os.PathLike | None = None,
@@ -170,24 +159,31 @@ dropout, minibatch_std, augment, ema, device, verbose
         self.value_range = value_range
         self.generator = generator
         self.arch = arch
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.width = width
-        self.kernel_size = kernel_size
         self.latent_dim = latent_dim
         self.embed_dim = embed_dim
+        self.width = width
+        self.kernel_size = kernel_size
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
         self.lr_g = lr_g
         self.lr_d = lr_d
+        self.betas = betas
         self.loss = loss
         self.spectral_norm = spectral_norm
         self.dropout = dropout
         self.minibatch_std = minibatch_std
         self.augment = augment
         self.ema = ema
+        self.max_time = max_time
+        self.train_classifier = train_classifier
         self.filter = filter
         self.device = device
         self.cache_dir = cache_dir
         self.verbose = verbose
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        check_values({name: getattr(self, name) for name in _GAN_PARAMS})
 
     def _check_X_y(self, X: Any, y: Any, accept_sparse: Any = None) -> tuple[Any, Any, bool]:
         # Images are dense: refuse sparse matrices with sklearn's own message.
@@ -207,18 +203,22 @@ dropout, minibatch_std, augment, ema, device, verbose
             )
         return generator
 
+    def _gan_params(self, seed: int) -> dict[str, Any]:
+        train_classifier = self.filter is not None if self.train_classifier is None else self.train_classifier
+        return {"random_state": seed, "train_classifier": train_classifier,
+                **{name: getattr(self, name) for name in _GAN_PARAMS}}
+
     def _cache_key(self, X: np.ndarray, y: np.ndarray, seed: int) -> str:
         h = hashlib.sha256()
         h.update(np.ascontiguousarray(X).tobytes())
         h.update(json.dumps([str(X.dtype), list(X.shape), [str(v) for v in y.tolist()]]).encode())
-        settings = {name: getattr(self, name) for name in _GAN_PARAMS if name not in ("verbose", "device")}
-        settings.update(image_shape=self.image_shape, value_range=self.value_range, seed=seed,
-                        classifier=self.filter is not None,
+        settings = {name: value for name, value in self._gan_params(seed).items() if name not in ("verbose", "device")}
+        settings.update(image_shape=self.image_shape, value_range=self.value_range,
                         device=resolve_device(self.device).type, ganaug=__version__)
         h.update(json.dumps(settings, sort_keys=True, default=str).encode())
         return h.hexdigest()[:24]
 
-    def _fit_generator(self, X: np.ndarray, y: np.ndarray, seed: int) -> ConditionalDCGAN:
+    def _fit_generator(self, X: np.ndarray, y: np.ndarray, data: Any, seed: int) -> ConditionalDCGAN:
         self.cache_hit_ = False
         path = None
         if self.cache_dir is not None:
@@ -226,9 +226,7 @@ dropout, minibatch_std, augment, ema, device, verbose
             if (path / "ganaug.json").is_file():
                 self.cache_hit_ = True
                 return ConditionalDCGAN.load(path, device=self.device)
-        gan = ConditionalDCGAN(random_state=seed, train_classifier=self.filter is not None,
-                               **{name: getattr(self, name) for name in _GAN_PARAMS})
-        gan.fit(X, y, image_shape=self.image_shape, value_range=self.value_range)
+        gan = ConditionalDCGAN(**self._gan_params(seed)).fit(data)  # data: X already checked as images
         if path is not None:
             gan.save(path, overwrite=True)
         return gan
@@ -245,7 +243,7 @@ dropout, minibatch_std, augment, ema, device, verbose
             if unknown:
                 raise ValueError(f"The generator does not know classes {unknown}; it was trained on {gan.classes_.tolist()}.")
         else:
-            gan = self._fit_generator(X, y, gan_seed)
+            gan = self._fit_generator(X, y, data, gan_seed)
         if tuple(gan.image_shape_) != data.image_shape:
             raise ValueError(
                 f"The generator makes images of shape {gan.image_shape_} (C, H, W) but the rows of X are "

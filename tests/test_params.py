@@ -1,0 +1,87 @@
+"""One parameter schema: the estimator, the sklearn sampler and `ganaug train` agree on it."""
+
+import inspect
+
+import pytest
+from click.testing import CliRunner
+
+from ganaug import ConditionalDCGAN
+from ganaug.params import ARCH_DEFAULTS, PARAMETERS, parse_setting
+from ganaug.sklearn import GANOverSampler
+
+# Where a front end's default differs on purpose, and why.
+SAMPLER_DEFAULTS = {
+    "verbose": False,  # a sampler runs inside pipelines and cross-validation loops
+    "train_classifier": None,  # trained only when `filter` needs it
+}
+CLI_DEFAULTS = {
+    "random_state": 0,  # --seed: a run is reproducible and resumable by default
+}
+CLI_NAMES = {"max_epochs": "epochs", "random_state": "seed"}  # option names users know from other tools
+
+
+def _defaults(cls):
+    return {k: p.default for k, p in inspect.signature(cls).parameters.items()}
+
+
+def test_the_estimator_declares_every_parameter_once():
+    gan = _defaults(ConditionalDCGAN)
+    assert set(gan) == set(PARAMETERS)
+    assert gan == {name: p.default for name, p in PARAMETERS.items()}
+    assert set(ConditionalDCGAN._parameter_constraints) == set(PARAMETERS)
+
+
+def test_the_sampler_accepts_every_parameter_with_the_same_default():
+    sampler = _defaults(GANOverSampler)
+    missing = set(PARAMETERS) - set(sampler)
+    assert not missing, f"GANOverSampler lacks {missing}"
+    for name, p in PARAMETERS.items():
+        assert sampler[name] == SAMPLER_DEFAULTS.get(name, p.default), name
+        assert name in GANOverSampler._parameter_constraints
+
+
+def test_train_accepts_every_parameter_with_the_same_default():
+    from ganaug.cli import main
+
+    train = main.commands["train"]
+    options = {p.name: p for p in train.params}
+    for name, p in PARAMETERS.items():
+        if name == "verbose":
+            assert "quiet" in options and options["quiet"].default is False  # verbose = not --quiet
+            continue
+        option = options.get(CLI_NAMES.get(name, name))
+        assert option is not None, f"ganaug train has no option for {name}"
+        default = option.default
+        if isinstance(default, list):
+            default = tuple(default)
+        assert default == CLI_DEFAULTS.get(name, p.default), name
+    result = CliRunner().invoke(main, ["train", "--help"])
+    for name in PARAMETERS:
+        if name != "verbose":
+            assert f"--{CLI_NAMES.get(name, name).replace('_', '-')}" in result.output, name
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("ema=None", ("ema", None)), ("ema=none", ("ema", None)), ("loss=bce", ("loss", "bce")),
+    ("betas=(0.5, 0.999)", ("betas", (0.5, 0.999))), ("max-epochs=3", ("max_epochs", 3)),
+    ("augment=translation,cutout", ("augment", "translation,cutout")),
+])
+def test_parse_setting(text, expected):
+    assert parse_setting(text) == expected
+
+
+@pytest.mark.parametrize("text, match", [
+    ("colour=red", "not NAME=VALUE"), ("ema", "not NAME=VALUE"), ("max_epochs=0", "max_epochs"),
+    ("loss=wgan", "loss"), ("betas=(0.5, 2)", "betas must be two numbers"), ("augment=blur", "blur"),
+])
+def test_parse_setting_refuses(text, match):
+    with pytest.raises(ValueError, match=match):
+        parse_setting(text)
+
+
+def test_arch_defaults_are_what_training_uses():
+    for arch, defaults in ARCH_DEFAULTS.items():
+        config = ConditionalDCGAN(arch=arch)._train_config()
+        assert (config.lr_g, config.lr_d, config.betas, config.batch_size) == (
+            defaults["lr_g"], defaults["lr_d"], defaults["betas"], defaults["batch_size"])
+    assert ConditionalDCGAN(lr_g=1e-3, batch_size=8)._train_config().lr_g == 1e-3
