@@ -1,12 +1,15 @@
 """ConditionalDCGAN's parameters, declared once.
 
-Each parameter has one entry in :data:`PARAMETERS`: its default, its allowed values (as
-scikit-learn ``_parameter_constraints``) and a one-line meaning. The estimator validates
-with these constraints, :class:`ganaug.sklearn.GANOverSampler` accepts the same
-parameters, and ``ganaug train`` builds its options and ``--set NAME=VALUE`` from them.
-Defaults that depend on the architecture are in :data:`ARCH_DEFAULTS`; those that depend
-on the image size (``width``, ``kernel_size``, ``dropout``) are computed by
+Each parameter has one entry in :data:`PARAMETERS`: its default, the values it allows and
+a one-line meaning. From it come the estimator's scikit-learn ``_parameter_constraints``,
+the parameters :class:`ganaug.sklearn.GANOverSampler` accepts, the options of
+``ganaug train`` and the ``NAME=VALUE`` settings of :func:`parse_setting`. Defaults that
+depend on the architecture are in :data:`ARCH_DEFAULTS`; those that depend on the image
+size (``width``, ``kernel_size``, ``dropout``) are computed by
 :func:`ganaug.models.model_config`.
+
+This module imports neither torch nor scikit-learn at import time, so that the command
+line's ``--help`` stays instant.
 """
 
 from __future__ import annotations
@@ -17,68 +20,81 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sklearn.utils._param_validation import Interval, StrOptions
-
-from .augment import check_policy
-from .losses import LOSSES
-from .models import ARCHITECTURES
-
 __all__ = ["ARCH_DEFAULTS", "PARAMETERS", "Parameter", "check_values", "parameter_constraints", "parse_setting",
            "parse_settings", "resolve"]
 
 
 @dataclass(frozen=True)
 class Parameter:
-    """One estimator parameter: ``default``, allowed values (sklearn constraints), meaning."""
+    """One estimator parameter: its default, allowed values and meaning.
+
+    ``kind`` is one of ``int``, ``float`` (within ``low``..``high``; ``open`` names the
+    excluded ends: ``"low"``, ``"high"`` or ``"both"``), ``bool``, ``choice`` (one of
+    ``choices``), ``text``, ``pair`` (two numbers), ``seed`` (scikit-learn's
+    random_state) or ``device``. ``nullable``: None is allowed too.
+    """
 
     default: Any
-    constraints: list
+    kind: str
     help: str
+    low: float | None = None
+    high: float | None = None
+    open: str = ""
+    choices: tuple[str, ...] = ()
+    nullable: bool = False
+
+    def constraints(self) -> list:
+        """The scikit-learn ``_parameter_constraints`` entry."""
+        from sklearn.utils._param_validation import Interval, StrOptions
+
+        if self.kind in ("int", "float"):
+            left = self.low is not None and self.open not in ("low", "both")
+            right = self.high is not None and self.open not in ("high", "both")
+            closed = {(True, True): "both", (True, False): "left", (False, True): "right"}.get((left, right), "neither")
+            number = numbers.Integral if self.kind == "int" else numbers.Real
+            allowed: list = [Interval(number, self.low, self.high, closed=closed)]
+        else:
+            allowed = {"bool": ["boolean"], "choice": [StrOptions(set(self.choices))], "text": [str],
+                       "pair": [tuple, list], "seed": ["random_state"], "device": [str]}[self.kind]
+        return [*allowed, None] if self.nullable else allowed
 
 
-def _positive_int(low: int = 1) -> Interval:
-    return Interval(numbers.Integral, low, None, closed="left")
-
-
-_RATE = Interval(numbers.Real, 0, None, closed="neither")
-
+P = Parameter
 PARAMETERS: dict[str, Parameter] = {
-    "arch": Parameter("dcgan", [StrOptions(set(ARCHITECTURES))],
-                      "dcgan: sized from the data; classic: the 28x28 TensorFlow DCGAN tutorial."),
-    "latent_dim": Parameter(100, [_positive_int()], "Size of the noise vector z."),
-    "embed_dim": Parameter(10, [_positive_int()], "Size of the generator's learned class code."),
-    "width": Parameter(None, [_positive_int(), None],
-                       "Channels of the outermost network block (dcgan). Default: 32, or 64 below 16 pixels."),
-    "kernel_size": Parameter(None, [Interval(numbers.Integral, 2, 7, closed="both"), None],
-                             "Kernel of dcgan's convolutions; odd adds a stride-1 block. Default: 4, or 5 below 16 "
-                             "pixels."),
-    "max_epochs": Parameter(50, [_positive_int()], "Passes over the training data."),
-    "batch_size": Parameter(None, [_positive_int(2), None], "Default: 32 for dcgan, 256 for classic."),
-    "lr_g": Parameter(None, [_RATE, None], "Generator learning rate. Default: 6e-4 for dcgan, 1e-4 for classic."),
-    "lr_d": Parameter(None, [_RATE, None],
-                      "Discriminator learning rate. Default: 1.2e-3 for dcgan, 1e-4 for classic."),
-    "betas": Parameter(None, [tuple, list, None],
-                       "Adam betas B1,B2. Default: 0,0.9 for dcgan, 0.9,0.999 for classic."),
-    "loss": Parameter("hinge", [StrOptions(set(LOSSES))],
-                      "Adversarial loss: hinge, or the classic binary cross-entropy (bce)."),
-    "spectral_norm": Parameter(True, ["boolean"], "Spectral normalisation of the discriminator's layers."),
-    "dropout": Parameter(None, [Interval(numbers.Real, 0, 1, closed="left"), None],
-                         "Dropout after each discriminator block. Default: 0 for dcgan, 0.3 for classic."),
-    "minibatch_std": Parameter(False, ["boolean"], "Minibatch standard-deviation layer in the discriminator."),
-    "augment": Parameter("translation", [str, None],
-                         "DiffAugment policy before the discriminator, comma-separated from color, translation, "
-                         "cutout; 'none' turns it off."),
-    "ema": Parameter(0.999, [Interval(numbers.Real, 0, 1, closed="neither"), None],
-                     "Sample from a moving average of the generator weights with this decay; 'none' samples from "
-                     "the trained generator itself."),
-    "max_time": Parameter(None, [_RATE, None],
-                          "Training time budget in seconds; training stops after the epoch that exceeds it."),
-    "train_classifier": Parameter(True, ["boolean"],
-                                  "Fit the domain classifier that filtering, the metrics and the monitor use."),
-    "device": Parameter("auto", [str], "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."),
-    "random_state": Parameter(None, ["random_state"], "Seeds weights, batches, noise and sampling."),
-    "verbose": Parameter(True, ["boolean"], "Show a progress bar with the current losses."),
+    # ganaug.models.ARCHITECTURES and ganaug.losses.LOSSES hold these names too (a test compares them).
+    "arch": P("dcgan", "choice", "dcgan: sized from the data; classic: the 28x28 TensorFlow DCGAN tutorial.",
+              choices=("dcgan", "classic")),
+    "latent_dim": P(100, "int", "Size of the noise vector z.", low=1),
+    "embed_dim": P(10, "int", "Size of the generator's learned class code.", low=1),
+    "width": P(None, "int", "Channels of the outermost network block (dcgan). Default: 32, or 64 below 16 pixels.",
+               low=1, nullable=True),
+    "kernel_size": P(None, "int", "Kernel of dcgan's convolutions; odd adds a stride-1 block. Default: 4, or 5 "
+                     "below 16 pixels.", low=2, high=7, nullable=True),
+    "max_epochs": P(50, "int", "Passes over the training data.", low=1),
+    "batch_size": P(None, "int", "Images per step. Default: 32 for dcgan, 256 for classic.", low=2, nullable=True),
+    "lr_g": P(None, "float", "Generator learning rate. Default: 6e-4 for dcgan, 1e-4 for classic.", low=0,
+              open="low", nullable=True),
+    "lr_d": P(None, "float", "Discriminator learning rate. Default: 1.2e-3 for dcgan, 1e-4 for classic.", low=0,
+              open="low", nullable=True),
+    "betas": P(None, "pair", "Adam's betas B1,B2. Default: 0,0.9 for dcgan, 0.9,0.999 for classic.", nullable=True),
+    "loss": P("hinge", "choice", "Adversarial loss: hinge, or the classic binary cross-entropy (bce).",
+              choices=("hinge", "bce")),
+    "spectral_norm": P(True, "bool", "Spectral normalisation of the discriminator's layers."),
+    "dropout": P(None, "float", "Dropout after each discriminator block. Default: 0 for dcgan, 0.3 for classic.",
+                 low=0, high=1, open="high", nullable=True),
+    "minibatch_std": P(False, "bool", "Minibatch standard-deviation layer in the discriminator."),
+    "augment": P("translation", "text", "DiffAugment policy before the discriminator, comma-separated from color, "
+                 "translation, cutout; 'none' turns it off.", nullable=True),
+    "ema": P(0.999, "float", "Sample from a moving average of the generator weights with this decay; 'none' "
+             "samples from the trained generator itself.", low=0, high=1, open="both", nullable=True),
+    "max_time": P(None, "float", "Training time budget in seconds; training stops after the epoch that passes it.",
+                  low=0, open="low", nullable=True),
+    "train_classifier": P(True, "bool", "Fit the domain classifier that filtering, the metrics and the monitor use."),
+    "device": P("auto", "device", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."),
+    "random_state": P(None, "seed", "Seeds weights, batches, noise and sampling.", nullable=True),
+    "verbose": P(True, "bool", "Show a progress bar with the current losses."),
 }
+del P
 
 # Optimisation defaults per architecture: "classic" is the TensorFlow tutorial's; "dcgan"
 # uses three times Radford et al.'s lr 2e-4 for G and twice that for D (two time-scales),
@@ -92,13 +108,15 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
 
 def parameter_constraints(names: Any = None) -> dict[str, list]:
     """``_parameter_constraints`` entries of ``names`` (default: all parameters)."""
-    return {name: PARAMETERS[name].constraints for name in (PARAMETERS if names is None else names)}
+    return {name: PARAMETERS[name].constraints() for name in (PARAMETERS if names is None else names)}
 
 
 def check_values(params: Mapping[str, Any]) -> None:
-    """Checks that sklearn's constraints cannot express: no bools for numbers, the augment policy, betas."""
+    """Checks that the constraints cannot express: no bools for numbers, the augment policy, betas."""
+    from .augment import check_policy
+
     for name, value in params.items():
-        if isinstance(value, bool) and name in PARAMETERS and "boolean" not in PARAMETERS[name].constraints:
+        if isinstance(value, bool) and name in PARAMETERS and PARAMETERS[name].kind in ("int", "float"):
             raise ValueError(f"{name} must be a number, not {value!r}.")
     check_policy(params.get("augment"))
     betas = params.get("betas")
@@ -131,7 +149,7 @@ def parse_setting(item: str) -> tuple[str, Any]:
         value = ast.literal_eval(text.strip())
     except (ValueError, SyntaxError):
         value = None if text.strip().lower() == "none" else text.strip()
-    validate_parameter_constraints({name: PARAMETERS[name].constraints}, {name: value}, caller_name="--set")
+    validate_parameter_constraints({name: PARAMETERS[name].constraints()}, {name: value}, caller_name="--set")
     check_values({name: value})
     return name, value
 

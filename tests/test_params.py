@@ -85,3 +85,20 @@ def test_arch_defaults_are_what_training_uses():
         assert (config.lr_g, config.lr_d, config.betas, config.batch_size) == (
             defaults["lr_g"], defaults["lr_d"], defaults["betas"], defaults["batch_size"])
     assert ConditionalDCGAN(lr_g=1e-3, batch_size=8)._train_config().lr_g == 1e-3
+
+
+def test_choices_are_the_registries_names():
+    from ganaug.losses import LOSSES
+    from ganaug.models import ARCHITECTURES
+
+    assert set(PARAMETERS["arch"].choices) == set(ARCHITECTURES)
+    assert set(PARAMETERS["loss"].choices) == set(LOSSES)
+
+
+def test_the_schema_imports_neither_torch_nor_sklearn():
+    """The command line builds its options from it, and `ganaug --help` must stay instant."""
+    import subprocess
+    import sys
+
+    code = "import sys, ganaug.params; print(sorted(m for m in ('torch', 'sklearn') if m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
