@@ -14,77 +14,33 @@ What a transform receives
   real dataset gives it: a PIL image for torchvision's image datasets, a tensor for a
   ``TensorDataset``, and so on. Synthetic images are handed over in exactly that form.
 
-Determinism
------------
-Synthetic item ``j`` of epoch ``e`` is generated from seed
-``random_state + e * n_synthetic + j`` (one seed per image), in fixed chunks of
-``chunk_size`` items, so it is the same image whatever the order of access, the number of
-DataLoader workers or the process. ``set_epoch(e)`` (or ``resample()``) switches to fresh
-images; with ``persistent_workers=True`` call it before the workers start.
-
-Storage
--------
-``"memory"`` (default) generates all synthetic images once, in batches, when the dataset
-is made or resampled, in the main process (workers share them). ``"disk"`` streams them
-into a ``.npy`` file under ``cache_dir`` and reads it memory-mapped: RAM stays flat for
-millions of items. Beside it a ``.json`` record holds the cache key, shape, dtype and the
-SHA-256 of the images; a cache is reused only when the record and the file agree (the
-hash is checked once per construction, about a second per GB), and is otherwise
-generated again, with a warning. ``"lazy"`` generates chunk by chunk on first access,
-on the CPU (also inside DataLoader workers, which never touch CUDA), keeping the
-``cache_chunks`` most recent chunks; it suits sequential access with ``chunk_size`` equal
-to the DataLoader's batch size (each worker then generates exactly its own batches).
-Random access over a lazy dataset regenerates a chunk per miss, so prefer ``"disk"`` for
-shuffled huge sets.
+Synthetic item ``j`` is always generated from the same seed, whatever the order of access
+or the number of DataLoader workers; ``set_epoch(e)`` (or ``resample()``) switches to
+fresh images. ``storage`` keeps them in memory, in a verified ``.npy`` cache on disk, or
+generates them lazily: see :mod:`ganaug.synthetic` for both rules.
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
 import os
 import sys
-import warnings
-from collections import OrderedDict
-from pathlib import Path
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset, Subset, TensorDataset
+from torch.utils.data import Dataset, Subset
 
-from ._io import NpyStream, disk_errors
-from .data import ArraySpec, item_spec
+from .data import ArraySpec, dataset_targets, item_spec
 from .gan import ConditionalDCGAN
-from .sampling import MAX_SEED, base_seed, iter_generate, resolve_counts, synthetic_counts
+from .sampling import class_index, resolve_counts, synthetic_counts
+from .synthetic import SyntheticStore
 
-__all__ = ["AugmentedDataset", "SyntheticDataset", "dataset_targets"]
-
-STORAGES = ("memory", "disk", "lazy")
+__all__ = ["AugmentedDataset", "SyntheticDataset", "dataset_targets"]  # dataset_targets: from ganaug.data
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def dataset_targets(dataset: Any) -> np.ndarray | None:
-    """The labels of a dataset without loading its images, when it exposes them.
-
-    Understands ``targets`` (torchvision datasets, ImageFolder), ``TensorDataset`` and
-    ``Subset`` of any of these. Returns None when the labels can only be read item by item.
-    """
-    if isinstance(dataset, Subset):
-        parent = dataset_targets(dataset.dataset)
-        return None if parent is None else parent[np.asarray(dataset.indices, dtype=np.int64)]
-    if isinstance(dataset, TensorDataset):
-        return dataset.tensors[1].cpu().numpy() if len(dataset.tensors) >= 2 else None
-    targets = getattr(dataset, "targets", None)
-    if targets is None:
-        return None
-    if isinstance(targets, torch.Tensor):
-        return targets.cpu().numpy()
-    return np.asarray(targets)
 
 
 def _dataset_classes(dataset: Any) -> list[Any] | None:
@@ -148,187 +104,44 @@ def _format_for(kind: str, gan: ConditionalDCGAN) -> _ItemFormat:
     raise ValueError(f"image_format must be 'auto', 'pil', 'tensor' or 'numpy', got {kind!r}.")
 
 
-class _SyntheticStore:
-    """Per-index seeded synthetic images, generated in fixed chunks, stored as asked."""
-
-    def __init__(
-        self,
-        gan: ConditionalDCGAN,
-        counts: Mapping[int, int],
-        *,
-        seed: int,
-        storage: str,
-        chunk_size: int,
-        cache_dir: str | os.PathLike | None,
-        cache_chunks: int,
-        device: str | torch.device | None,
-    ) -> None:
-        if storage not in STORAGES:
-            raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}.")
-        if storage == "disk" and cache_dir is None:
-            raise ValueError("storage='disk' needs cache_dir: the folder where generated images are kept.")
-        if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
-            raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
-        self.labels = np.concatenate(
-            [np.full(k, i, dtype=np.int64) for i, k in counts.items()] or [np.empty(0, np.int64)]
-        )
-        self.n = len(self.labels)
-        self.seed, self.storage, self.chunk_size = seed, storage, int(chunk_size)
-        self.cache_dir = None if cache_dir is None else Path(cache_dir)
-        self.cache_chunks = max(1, int(cache_chunks))
-        self.image_shape = gan.image_shape_
-        if storage == "lazy":
-            # A CPU copy: DataLoader workers may fork, and CUDA state must not cross a fork.
-            self.device = torch.device(device or "cpu")
-            self.generator = copy.deepcopy(gan.generator_).to(self.device).eval()
-        else:
-            self.device = torch.device(device) if device is not None else gan.device_
-            self.generator = gan.generator_
-        self._model_hash: str | None = None
-        self.epoch = 0
-        self._prepare()
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("_images", None)  # memory maps and chunk caches are rebuilt in the worker
-        state.pop("_chunks", None)
-        if self.storage != "lazy":
-            state["generator"] = None  # workers read stored images; they never generate
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._chunks = OrderedDict()
-        if self.storage == "disk":  # verified by the main process when it made the dataset
-            self._images = np.load(self._cache_path(), mmap_mode="r")
-
-    def seeds(self, start: int, stop: int) -> np.ndarray:
-        base = self.seed + self.epoch * self.n
-        if base + self.n > MAX_SEED:
-            raise ValueError("Seed range exhausted; use a smaller random_state or epoch.")
-        return base + np.arange(start, stop, dtype=np.int64)
-
-    def set_epoch(self, epoch: int) -> None:
-        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
-            raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}.")
-        if int(epoch) != self.epoch:
-            self.epoch = int(epoch)
-            self._prepare()
-
-    def _generate(self, start: int, stop: int) -> Any:
-        return iter_generate(
-            self.generator, self.labels[start:stop], self.seeds(start, stop),
-            device=self.device, batch_size=self.chunk_size,
-        )
-
-    def _prepare(self) -> None:
-        self._chunks: OrderedDict[int, torch.Tensor] = OrderedDict()
-        if self.storage == "memory":
-            chunks = list(self._generate(0, self.n))
-            self._images = torch.cat(chunks) if chunks else torch.empty(0, *self.image_shape)
-        elif self.storage == "disk":
-            path = self._cache_path()
-            if not path.exists():
-                self._write_disk_cache(path)
-            else:
-                problem = self._disk_cache_problem(path)
-                if problem is not None:
-                    # stacklevel 4: the caller's dataset construction, set_epoch or resample.
-                    warnings.warn(f"Disk cache {path} {problem}; generating it again.", UserWarning, stacklevel=4)
-                    self._write_disk_cache(path)
-            self._images = np.load(path, mmap_mode="r")
-
-    def _cache_key(self) -> str:
-        if self._model_hash is None:
-            h = hashlib.sha256()
-            for key, value in sorted(self.generator.state_dict().items()):
-                h.update(key.encode())
-                h.update(value.detach().cpu().contiguous().numpy().tobytes())
-            self._model_hash = h.hexdigest()
-        return hashlib.sha256(
-            f"{self._model_hash}|{self.seed}|{self.epoch}|{self.chunk_size}".encode() + self.labels.tobytes()
-        ).hexdigest()
-
-    def _cache_path(self) -> Path:
-        assert self.cache_dir is not None
-        return self.cache_dir / f"ganaug-synthetic-{self._cache_key()[:24]}.npy"
-
-    def _cache_record(self) -> dict[str, Any]:
-        """What the ``.json`` beside a disk cache must say, less the images' SHA-256."""
-        return {"key": self._cache_key(), "shape": [self.n, *self.image_shape], "dtype": "float32"}
-
-    def _disk_cache_problem(self, path: Path) -> str | None:
-        """Why the cache at ``path`` must not be reused, or None when its record vouches for it."""
-        try:
-            record = json.loads(path.with_suffix(".json").read_text())
-        except (OSError, ValueError):
-            return "has no readable record (.json) beside it"
-        expected = self._cache_record()
-        if not isinstance(record, dict) or any(record.get(k) != v for k, v in expected.items()):
-            return "has a record (.json) for other images"
-        try:
-            images = np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as exc:
-            return f"cannot be read ({exc})"
-        if list(images.shape) != expected["shape"] or images.dtype != np.float32 or not images.flags.c_contiguous:
-            return f"holds a {images.dtype} array of shape {images.shape}, not the {expected['shape']} its record says"
-        if _sha256(images) != record.get("sha256"):
-            return "holds other images than its record's SHA-256 (the file was changed or replaced)"
-        return None
-
-    def _write_disk_cache(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        record_path = path.with_suffix(".json")
-        record_tmp = record_path.with_name(f".{record_path.name}.{os.getpid()}.tmp")
-        try:
-            h = hashlib.sha256()  # of the bytes as stored, hashed while they are written
-            with disk_errors(path, "writing the synthetic-image cache"), open(tmp, "wb") as f:
-                stream = NpyStream(f, (self.n, *self.image_shape), np.float32)  # a full disk: ENOSPC, not SIGBUS
-                for batch in self._generate(0, self.n):
-                    h.update(stream.write(batch.numpy()))
-                stream.finish()
-            os.replace(tmp, path)  # a half-written cache never looks complete
-            # The record goes last: an array without its record is never trusted.
-            record_tmp.write_text(json.dumps({**self._cache_record(), "sha256": h.hexdigest()}))
-            os.replace(record_tmp, record_path)
-        finally:
-            tmp.unlink(missing_ok=True)
-            record_tmp.unlink(missing_ok=True)
-
-    def __getitem__(self, j: int) -> torch.Tensor:
-        if self.storage == "memory":
-            return self._images[j]
-        if self.storage == "disk":
-            return torch.from_numpy(np.array(self._images[j]))
-        chunk = j // self.chunk_size
-        images = self._chunks.get(chunk)
-        if images is None:
-            start = chunk * self.chunk_size
-            images = torch.cat(list(self._generate(start, min(start + self.chunk_size, self.n))))
-            self._chunks[chunk] = images
-            if len(self._chunks) > self.cache_chunks:
-                self._chunks.popitem(last=False)
-        else:
-            self._chunks.move_to_end(chunk)
-        return images[j - chunk * self.chunk_size]
-
-
-def _sha256(images: np.ndarray) -> str:
-    """SHA-256 of a C-contiguous array's bytes, read in 64 MiB slices (a memory map stays unloaded)."""
-    h = hashlib.sha256()
-    flat = images.reshape(-1)
-    step = max(1, 2**26 // images.dtype.itemsize)
-    for start in range(0, flat.size, step):
-        h.update(flat[start : start + step])
-    return h.hexdigest()
-
-
 def _check_fitted(gan: Any) -> ConditionalDCGAN:
     if not isinstance(gan, ConditionalDCGAN):
         raise TypeError(f"gan must be a ConditionalDCGAN (fitted or loaded), got {type(gan).__name__}.")
     gan._check_is_fitted()
     return gan
+
+
+def _check_index(index: int, n: int, what: str) -> int:
+    """``index`` as a position in 0 .. n - 1 (negative ones count from the end), or IndexError."""
+    if not -n <= index < n:
+        raise IndexError(f"index {index} out of range for {n} {what}")
+    return index % n
+
+
+def _label(label: Any) -> Any:
+    return label.item() if isinstance(label, torch.Tensor) else label
+
+
+def _python_scalar(value: Any) -> Any:
+    # A numpy label becomes a Python one, as torchvision's datasets give them.
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _first_pair(real: Any) -> tuple[int, Any]:
+    """The length of a labelled map-style dataset and its first item, or an error saying what to change."""
+    try:
+        n = len(real)
+    except TypeError as exc:
+        raise TypeError("real must be a map-style torch Dataset with a length.") from exc
+    if n == 0:
+        raise ValueError("The real dataset is empty.")
+    first = real[0]
+    if not isinstance(first, (tuple, list)) or len(first) < 2:
+        raise ValueError(
+            "The real dataset's items are not (image, label) pairs; AugmentedDataset needs labels "
+            "to balance classes. Wrap the dataset so that it returns (image, label)."
+        )
+    return n, first
 
 
 # --------------------------------------------------------------------------- datasets
@@ -337,7 +150,7 @@ def _check_fitted(gan: Any) -> ConditionalDCGAN:
 class _Epochs:
     """Epoch control shared by the two datasets: which synthetic images are served."""
 
-    _store: _SyntheticStore
+    _store: SyntheticStore
 
     @property
     def epoch(self) -> int:
@@ -368,7 +181,7 @@ class SyntheticDataset(_Epochs, Dataset):
     random_state : int, optional
         Base seed; item ``j`` uses seed ``random_state + epoch * len(self) + j``.
     storage, chunk_size, cache_dir, cache_chunks, device
-        See the module docstring.
+        Where the images are kept and generated: see :mod:`ganaug.synthetic`.
 
     Example
     -------
@@ -396,28 +209,26 @@ class SyntheticDataset(_Epochs, Dataset):
         self.target_transform = target_transform
         self.classes = gan.classes_.tolist()
         self._format = _format_for(image_format, gan)
-        self._class_values = gan.classes_
-        self._store = _SyntheticStore(
-            gan, resolve_counts(counts, gan.classes_), seed=base_seed(random_state, limit=2**62 - 1), storage=storage,
+        self._store = SyntheticStore(
+            gan, resolve_counts(counts, gan.classes_), random_state=random_state, storage=storage,
             chunk_size=chunk_size, cache_dir=cache_dir, cache_chunks=cache_chunks, device=device,
         )
-        self.targets = self._class_values[self._store.labels]
+        self.targets = gan.classes_[self._store.labels]
 
     def __len__(self) -> int:
         return self._store.n
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} synthetic items")
-        index %= len(self)
+        index = _check_index(index, len(self), "synthetic items")
         image = apply_transform(self.transform, self._format(self._store[index]))
-        target = self.targets[index].item() if isinstance(self.targets[index], np.generic) else self.targets[index]
+        target = _python_scalar(self.targets[index])
         if self.target_transform is not None:
             target = self.target_transform(target)
         return image, target
 
-
     def is_synthetic(self, index: int) -> bool:
+        """True for every item of the dataset (all are generated); IndexError outside it."""
+        _check_index(index, len(self), "synthetic items")
         return True
 
     @property
@@ -495,29 +306,14 @@ class AugmentedDataset(_Epochs, Dataset):
         self.real = real
         self.transform = transform
         self.target_transform = target_transform
-        try:
-            self.n_real = len(real)  # type: ignore[arg-type]
-        except TypeError as exc:
-            raise TypeError("real must be a map-style torch Dataset with a length.") from exc
-        if self.n_real == 0:
-            raise ValueError("The real dataset is empty.")
-        first = real[0]
-        if not isinstance(first, (tuple, list)) or len(first) < 2:
-            raise ValueError(
-                "The real dataset's items are not (image, label) pairs; AugmentedDataset needs labels "
-                "to balance classes. Wrap the dataset so that it returns (image, label)."
-            )
+        self.n_real, first = _first_pair(real)
         spec, is_pil = item_spec(first[0])
         # Synthetic labels take the real labels' type, so that default_collate can batch them.
         self._label_dtype = first[1].dtype if isinstance(first[1], torch.Tensor) else None
         self._check_shape(spec, gan)
         self._format = _ItemFormat(spec, is_pil)
 
-        real_targets = dataset_targets(real)
-        if real_targets is None:
-            real_targets = np.asarray([self._label(real[i][1]) for i in range(self.n_real)])
-        if len(real_targets) != self.n_real:
-            raise ValueError(f"The dataset has {self.n_real} items but {len(real_targets)} targets.")
+        real_targets = self._real_targets()
         values, counts = np.unique(real_targets, return_counts=True)
         self.class_counts = {v: int(k) for v, k in zip(values.tolist(), counts.tolist())}
         class_names = _dataset_classes(real)
@@ -525,18 +321,22 @@ class AugmentedDataset(_Epochs, Dataset):
         to_gan = self._match_classes(values.tolist(), gan, class_names)
 
         self.synthetic_counts = synthetic_counts(self.class_counts, sampling_strategy, ratio=ratio)
-        self._store = _SyntheticStore(
-            gan, {to_gan[v]: k for v, k in self.synthetic_counts.items() if k > 0},
-            seed=base_seed(random_state, limit=2**62 - 1), storage=storage, chunk_size=chunk_size, cache_dir=cache_dir,
-            cache_chunks=cache_chunks, device=device,
+        self._store = SyntheticStore(
+            gan, {to_gan[v]: k for v, k in self.synthetic_counts.items() if k > 0}, random_state=random_state,
+            storage=storage, chunk_size=chunk_size, cache_dir=cache_dir, cache_chunks=cache_chunks, device=device,
         )
         from_gan = {i: v for v, i in to_gan.items()}
         synthetic_targets = np.asarray([from_gan[i] for i in self._store.labels.tolist()], dtype=real_targets.dtype)
         self.targets = np.concatenate([real_targets, synthetic_targets])
 
-    @staticmethod
-    def _label(label: Any) -> Any:
-        return label.item() if isinstance(label, torch.Tensor) else label
+    def _real_targets(self) -> np.ndarray:
+        """The real items' labels: from ``targets`` when the dataset has them, else item by item."""
+        targets = dataset_targets(self.real)
+        if targets is None:
+            targets = np.asarray([_label(self.real[i][1]) for i in range(self.n_real)])
+        if len(targets) != self.n_real:
+            raise ValueError(f"The dataset has {self.n_real} items but {len(targets)} targets.")
+        return targets
 
     @staticmethod
     def _check_shape(spec: ArraySpec, gan: ConditionalDCGAN) -> None:
@@ -552,7 +352,7 @@ class AugmentedDataset(_Epochs, Dataset):
     @staticmethod
     def _match_classes(values: list[Any], gan: ConditionalDCGAN, class_names: list[Any] | None) -> dict[Any, int]:
         """Map each real label value to the GAN's class index."""
-        gan_index = {c: i for i, c in enumerate(gan.classes_.tolist())}
+        gan_index = class_index(gan.classes_)
         if all(v in gan_index for v in values):
             return {v: gan_index[v] for v in values}
         if class_names is not None and all(isinstance(v, (int, np.integer)) and 0 <= v < len(class_names) for v in values):
@@ -574,26 +374,19 @@ class AugmentedDataset(_Epochs, Dataset):
 
     def is_synthetic(self, index: int) -> bool:
         """True when item ``index`` is generated, False when it is one of the real images."""
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} items")
-        return index % len(self) >= self.n_real
+        return _check_index(index, len(self), "items") >= self.n_real
 
     @property
     def synthetic_mask(self) -> np.ndarray:
-        mask = np.zeros(len(self), dtype=bool)
-        mask[self.n_real :] = True
-        return mask
+        return np.arange(len(self)) >= self.n_real
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
-        if not -len(self) <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} items")
-        index %= len(self)
+        index = _check_index(index, len(self), "items")
         if index < self.n_real:
             image, target = self.real[index][:2]
         else:
             image = self._format(self._store[index - self.n_real])
-            target = self.targets[index]
-            target = target.item() if isinstance(target, np.generic) else target
+            target = _python_scalar(self.targets[index])
             if self._label_dtype is not None:
                 target = torch.tensor(target, dtype=self._label_dtype)
         image = apply_transform(self.transform, image)

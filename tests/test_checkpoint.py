@@ -1,5 +1,8 @@
+import hashlib
+import io
 import json
 import os
+import pickle
 
 import numpy as np
 import pytest
@@ -74,11 +77,101 @@ def test_killed_save_leaves_old_checkpoint_intact(tiny_gan, tmp_path, monkeypatc
     assert not list(path.glob(".*.tmp"))
 
 
-def test_checkpoint_holds_no_pickles(tiny_gan, tmp_path):
+class _Trap:
+    """Unpickling this creates the file ``marker``: proof that a reader unpickled it."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _torch_save(trap, **kwargs):
+    buf = io.BytesIO()
+    torch.save({"generator.main.0.weight": trap}, buf, **kwargs)
+    return buf.getvalue()
+
+
+def _with_length(header):
+    return len(header).to_bytes(8, "little") + header
+
+
+def _tensor_of(blob):
+    header = json.dumps({"generator.main.0.weight": {"dtype": "U8", "shape": [len(blob)],
+                                                     "data_offsets": [0, len(blob)]}}).encode()
+    return _with_length(header) + blob
+
+
+def _torch_load(blob):
+    return torch.load(io.BytesIO(blob), weights_only=False)
+
+
+def _data_section(blob):
+    """What follows a safetensors file's header: its tensors' bytes (and anything after them)."""
+    return blob[8 + int.from_bytes(blob[:8], "little") :]
+
+
+def _after_tensors(blob):
+    header = json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])
+    end = max(v["data_offsets"][1] for k, v in header.items() if k != "__metadata__")
+    return _data_section(blob)[end:]
+
+
+# variant: (the file replaced, its bytes from (trap, real weights), how a careless reader would unpickle them)
+PICKLE_PAYLOADS = {
+    **{f"pickle protocol {p}": ("weights", lambda t, w, p=p: pickle.dumps({"w": t}, protocol=p), pickle.loads)
+       for p in range(pickle.HIGHEST_PROTOCOL + 1)},
+    "torch.save zip": ("weights", lambda t, w: _torch_save(t), _torch_load),
+    "torch.save legacy": ("weights", lambda t, w: _torch_save(t, _use_new_zipfile_serialization=False), _torch_load),
+    "pickle as safetensors header": ("weights", lambda t, w: _with_length(pickle.dumps(t)),
+                                     lambda b: pickle.loads(b[8:])),
+    "pickle as tensor data": ("weights", lambda t, w: _tensor_of(pickle.dumps(t)),
+                              lambda b: pickle.loads(_data_section(b))),
+    "pickle after the tensors": ("weights", lambda t, w: w + pickle.dumps(t), lambda b: pickle.loads(_after_tensors(b))),
+    "pickle as ganaug.json": ("config", lambda t, w: pickle.dumps(t, protocol=0), pickle.loads),
+}
+
+
+@pytest.mark.parametrize("variant", list(PICKLE_PAYLOADS))
+def test_loading_never_unpickles(tiny_gan, tmp_path, monkeypatch, variant):
+    target, build, unsafe_load = PICKLE_PAYLOADS[variant]
     path = tiny_gan.save(tmp_path / "c")
-    for f in path.iterdir():
-        assert b"\x80\x04" not in f.read_bytes()[:2]  # pickle protocol header
-    json.loads((path / CONFIG_NAME).read_text())
+    weights, marker = _weights(path), tmp_path / "unpickled"
+    blob = build(_Trap(marker), weights.read_bytes())
+    unsafe_load(blob)  # the trap is live: a reader that unpickles it creates the marker
+    assert marker.exists()
+    marker.unlink()
+    if target == "weights":  # named and hashed as the writer would, so that only the format can refuse it
+        digest = hashlib.sha256(blob).hexdigest()
+        weights.unlink()
+        (path / f"weights-{digest[:16]}.safetensors").write_bytes(blob)
+        meta = json.loads((path / CONFIG_NAME).read_text())
+        meta["weights"] = {"file": f"weights-{digest[:16]}.safetensors", "sha256": digest}
+        (path / CONFIG_NAME).write_text(json.dumps(meta))
+    else:
+        (path / CONFIG_NAME).write_bytes(blob)
+
+    calls = []  # unpicklers called, recorded and then run: a loader that swallows errors is caught too
+
+    def spy(module, name):
+        original = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, **k: calls.append(name) or original(*a, **k))
+
+    for module, name in ((torch, "load"), (pickle, "load"), (pickle, "loads"), (pickle, "Unpickler")):
+        spy(module, name)
+    with pytest.raises(CheckpointError, match="corrupt|do not match"):
+        ConditionalDCGAN.load(path, device="cpu")
+    assert not marker.exists() and calls == []
+
+
+def test_saved_checkpoint_is_json_and_safetensors(tiny_gan, tmp_path):
+    from safetensors.torch import load_file
+
+    path = tiny_gan.save(tmp_path / "c")
+    assert json.loads((path / CONFIG_NAME).read_text())["format_version"] >= 1
+    tensors = load_file(_weights(path))  # a safetensors file holds raw tensors and a JSON header, no code
+    assert any(k.startswith("generator.") for k in tensors) and any(k.startswith("opt_g.") for k in tensors)
 
 
 def _corrupt_json(path):
@@ -144,8 +237,58 @@ def test_missing_checkpoint(tmp_path):
         ConditionalDCGAN.load(tmp_path)
 
 
-def test_gpu_checkpoint_loads_on_cpu(tiny_gan, tmp_path):
-    """Weights are stored device-free; loading maps them to the requested device."""
-    path = tiny_gan.save(tmp_path / "c")
-    loaded = ConditionalDCGAN.load(path, device="cpu")
-    assert all(p.device.type == "cpu" for p in loaded.generator_.parameters())
+def test_gpu_checkpoint_loads_on_cpu(tiny_gan, tmp_path, monkeypatch, digits):
+    """What a GPU run writes differently is only its device parameter (safetensors holds no
+    device, and the writer copies every tensor to the CPU): a checkpoint of a model fit with
+    device="cuda:1" loads on a machine without CUDA, runs there and trains on."""
+    import copy
+
+    gpu_run = copy.deepcopy(tiny_gan).set_params(device="cuda:1")  # as ConditionalDCGAN(device="cuda:1").fit writes it
+    path = gpu_run.save(tmp_path / "c")
+    assert read_metadata(path)["params"]["device"] == "cuda:1"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="Device 'cuda:1' is not available on this machine; use device='cpu' or 'auto'"):
+        ConditionalDCGAN.load(path, device="cuda:1")
+    loaded = ConditionalDCGAN.load(path)  # device="auto": the CPU here, not the device the file names
+    assert loaded.device_ == torch.device("cpu") and loaded.get_params()["device"] == "auto"
+    modules = [m for m in vars(loaded).values() if isinstance(m, torch.nn.Module)]  # both generators, D, classifier
+    assert len(modules) >= 3
+    assert {t.device.type for m in modules for t in [*m.parameters(), *m.buffers()]} == {"cpu"}
+    assert {v.device.type for opt in loaded._optimizers for s in opt.state.values() for v in s.values()
+            if isinstance(v, torch.Tensor)} == {"cpu"}
+    np.testing.assert_array_equal(loaded.sample(6, random_state=0)[0], tiny_gan.sample(6, random_state=0)[0])
+    X, y = digits[0][:400], digits[1][:400]  # tiny_gan's data
+    loaded.set_params(max_epochs=2).fit(X, y, resume=True)  # trains on, on the CPU, as the run itself would
+    continued = copy.deepcopy(tiny_gan).set_params(max_epochs=2).fit(X, y, resume=True)
+    assert loaded.n_epochs_ == 2 and loaded.device_ == torch.device("cpu") and loaded.history_ == continued.history_
+    np.testing.assert_array_equal(loaded.sample(6, random_state=0)[0], continued.sample(6, random_state=0)[0])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="trains on a CUDA GPU; the test above covers its checkpoint")
+def test_cuda_checkpoint_loads_in_a_process_without_cuda(digits, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import TINY
+    from safetensors.torch import load_file
+
+    X, y = digits
+    gan = ConditionalDCGAN(random_state=0, **{**TINY, "device": "cuda"}).fit(X[:200], y[:200])
+    assert next(gan.generator_.parameters()).is_cuda
+    path = gan.save(tmp_path / "c")
+    code = (
+        "import sys, torch; from ganaug import ConditionalDCGAN; from safetensors.torch import save_file\n"
+        "assert not torch.cuda.is_available()\n"
+        "gan = ConditionalDCGAN.load(sys.argv[1])\n"
+        "assert gan.device_.type == 'cpu' and gan.get_params()['device'] == 'auto'\n"
+        "save_file({k: v.clone() for k, v in gan.generator_.state_dict().items()}, sys.argv[2])\n"
+    )
+    out = tmp_path / "loaded.safetensors"
+    subprocess.run([sys.executable, "-c", code, str(path), str(out)], env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+                   cwd=Path(__file__).resolve().parents[1], check=True, timeout=300)
+    loaded, trained = load_file(out), gan.generator_.state_dict()
+    assert loaded.keys() == trained.keys()
+    assert all(torch.equal(loaded[k], trained[k].cpu()) for k in trained)

@@ -83,6 +83,25 @@ def test_synthetic_mask_and_item_types(real, gan):
         ds[len(ds)]
 
 
+def test_synthetic_mask_marks_exactly_the_generated_items(real, gan):
+    ds = AugmentedDataset(real, gan, random_state=4)
+    mask = ds.synthetic_mask
+    assert mask.dtype == bool and mask.shape == (len(ds),)
+    assert [ds.is_synthetic(i) for i in range(len(ds))] == mask.tolist()
+    assert [ds.is_synthetic(i - len(ds)) for i in range(len(ds))] == mask.tolist()  # negative indices too
+    # Unmasked items are the real dataset's, in order ...
+    assert np.flatnonzero(~mask).tolist() == list(range(len(real)))
+    for i in np.flatnonzero(~mask)[::37]:
+        assert torch.equal(ds[i][0], real[i][0]) and ds[i][1] == real[i][1]
+    # ... and masked ones the GAN's images of their labels, one seed each from random_state on.
+    fake = np.flatnonzero(mask)
+    images = np.stack([ds[i][0].numpy() for i in fake])
+    np.testing.assert_allclose(images, gan.sample_from_seeds(ds.targets[fake], 4 + np.arange(len(fake))), atol=1e-6)
+    for bad in (len(ds), -len(ds) - 1):
+        with pytest.raises(IndexError, match=f"index {bad} out of range for {len(ds)} items"):
+            ds.is_synthetic(bad)
+
+
 def _items(ds, num_workers):
     loader = DataLoader(ds, batch_size=37, shuffle=False, num_workers=num_workers)
     xs, ys = zip(*loader)
@@ -210,7 +229,13 @@ def test_synthetic_dataset(gan):
     img, label = ds[6]
     assert isinstance(img, np.ndarray) and img.shape == (8, 8) and img.dtype == np.float32 and label == 7
     np.testing.assert_allclose(img, gan.sample_from_seeds([7], [1 + 6])[0], atol=1e-6)
-    assert ds.synthetic_mask.all() and ds.is_synthetic(0)
+    assert ds.synthetic_mask.tolist() == [True] * 7
+    assert all(ds.is_synthetic(i) for i in range(-7, 7))
+    for bad in (7, -8, 100):  # like item access: out of range is an IndexError, not "synthetic"
+        with pytest.raises(IndexError, match=f"index {bad} out of range for 7 synthetic items"):
+            ds.is_synthetic(bad)
+        with pytest.raises(IndexError, match=f"index {bad} out of range"):
+            ds[bad]
     pil = SyntheticDataset(gan, 20, image_format="pil", random_state=1)
     assert isinstance(pil[0][0], Image.Image) and pil[0][0].mode == "L"
     assert np.bincount(pil.targets).tolist() == [2] * 10
@@ -239,7 +264,7 @@ def test_training_loop_over_the_wrapper(real, gan):
 
 
 def test_errors(real, gan, digits):
-    X, y = digits
+    X, _ = digits
     with pytest.raises(ValueError, match="Give either sampling_strategy or ratio"):
         AugmentedDataset(real, gan, sampling_strategy="minority", ratio=1.0)
     with pytest.raises(ValueError, match="greater or equal to the original number"):

@@ -159,13 +159,19 @@ def test_save_grid_has_one_row_per_class(tiny_gan, tmp_path):
 @pytest.mark.parametrize(
     "params, error, match",
     [
-        ({"arch": "vgg"}, ValueError, "arch must be one of"),
-        ({"loss": "wgan"}, ValueError, "loss must be one of"),
-        ({"max_epochs": 0}, ValueError, "max_epochs must be a positive integer"),
-        ({"batch_size": 1}, ValueError, "batch_size must be an integer >= 2"),
-        ({"lr_g": -1.0}, ValueError, "lr_g must be a positive number"),
+        # scikit-learn's own messages, from the declared constraints (ganaug.params)
+        ({"arch": "vgg"}, ValueError, "The 'arch' parameter of ConditionalDCGAN must be a str among"),
+        ({"loss": "wgan"}, ValueError, "The 'loss' parameter"),
+        ({"max_epochs": 0}, ValueError, r"The 'max_epochs' parameter .* in the range \[1, inf\)"),
+        ({"batch_size": 1}, ValueError, r"The 'batch_size' parameter .* in the range \[2, inf\)"),
+        ({"lr_g": -1.0}, ValueError, "The 'lr_g' parameter"),
+        ({"dropout": 1.5}, ValueError, "The 'dropout' parameter"),
+        ({"ema": 1.0}, ValueError, "The 'ema' parameter"),
+        ({"max_time": 0}, ValueError, "The 'max_time' parameter"),
+        # what the constraints cannot say
         ({"betas": (0.5, 1.5)}, ValueError, "betas must be two numbers"),
-        ({"dropout": 1.5}, ValueError, "dropout must be a rate"),
+        ({"latent_dim": True}, ValueError, "latent_dim must be a number, not True"),
+        ({"augment": "blur"}, ValueError, "blur"),
         ({"device": "cuda:7"} if not torch.cuda.is_available() else {"device": "cuda:99"}, ValueError, "not available"),
         ({"device": "toaster"}, ValueError, "Unknown device"),
     ],
@@ -190,11 +196,48 @@ def test_sample_errors(tiny_gan):
         tiny_gan.sample_from_seeds([99], [0])
 
 
-def test_auto_device_trains_on_cpu_here(digits):
+def _accelerators(monkeypatch, cuda, mps, n_cuda=1):
+    """Pretend this machine has (or lacks) CUDA with ``n_cuda`` devices and MPS."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: n_cuda if cuda else 0)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+@pytest.mark.parametrize(
+    "cuda, mps, expected", [(True, True, "cuda"), (True, False, "cuda"), (False, True, "mps"), (False, False, "cpu")]
+)
+def test_auto_device_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    from ganaug.gan import resolve_device
+
+    _accelerators(monkeypatch, cuda, mps)
+    assert resolve_device("auto") == torch.device(expected)
+
+
+def test_explicit_devices_must_exist(monkeypatch):
+    from ganaug.gan import resolve_device
+
+    _accelerators(monkeypatch, cuda=False, mps=False)
+    for device in ("cuda", "cuda:0", "mps"):
+        with pytest.raises(ValueError, match=rf"Device '{device}' is not available on this machine; "
+                                             r"use device='cpu' or 'auto'"):
+            resolve_device(device)
+    with pytest.raises(ValueError, match=r"Unknown device 'gpu'; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"):
+        resolve_device("gpu")
+    assert resolve_device("cpu") == resolve_device(torch.device("cpu")) == torch.device("cpu")
+    _accelerators(monkeypatch, cuda=True, mps=True, n_cuda=2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1) and resolve_device("mps") == torch.device("mps")
+    with pytest.raises(ValueError, match="Device 'cuda:2' is not available"):  # only cuda:0 and cuda:1 exist
+        resolve_device("cuda:2")
+
+
+def test_fit_runs_where_the_device_parameter_resolves(digits, monkeypatch):
     X, y = digits
+    _accelerators(monkeypatch, cuda=False, mps=False)
     gan = ConditionalDCGAN(random_state=0, **{**TINY, "device": "auto"}).fit(X[:64], y[:64])
-    expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
-    assert gan.device_.type == expected
+    assert gan.device_ == torch.device("cpu") and gan.get_params()["device"] == "auto"
+    assert {p.device.type for p in gan.generator_.parameters()} == {"cpu"}
+    with pytest.raises(ValueError, match="Device 'cuda' is not available on this machine"):
+        ConditionalDCGAN(random_state=0, **{**TINY, "device": "cuda"}).fit(X[:64], y[:64])
 
 
 def test_pickle_round_trip_keeps_sampling_and_training(digits):
