@@ -15,6 +15,8 @@ weights cannot be downloaded here and fit photos, not digits.
 * memorisation: each synthetic image's distance to its nearest real training image, in
   pixels and in features, and the share of near-copies.
 
+:func:`prepare_inputs` samples the fakes and computes the features once into
+:class:`MetricInputs`; each metric is one function of it returning its report keys.
 :func:`evaluate_generator` computes them all into one JSON-serialisable dict;
 :class:`TrainingMonitor` measures a small fixed sample while training, so collapse shows
 as it happens.
@@ -23,7 +25,9 @@ as it happens.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,16 +35,27 @@ import torch
 from .classifier import DomainClassifier, classifier_outputs, train_classifier
 from .data import as_image_data
 from .gan import ConditionalDCGAN
+from .sampling import class_index
 from .trainer import TrainState
 
 __all__ = [
+    "MetricInputs",
     "TrainingMonitor",
+    "class_fidelity",
+    "classification_accuracy_score",
     "density_coverage",
+    "density_coverage_scores",
     "evaluate_generator",
     "format_report",
     "frechet_distance",
+    "frechet_scores",
+    "judge_accuracy",
+    "memorisation",
     "nearest_neighbour_distances",
     "precision_recall",
+    "precision_recall_scores",
+    "prepare_inputs",
+    "stratified_subsample",
 ]
 
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]
@@ -122,19 +137,25 @@ def nearest_neighbour_distances(query: torch.Tensor, reference: torch.Tensor, *,
     return torch.cat(out) if out else torch.empty(0, dtype=torch.float64)
 
 
-# --------------------------------------------------------------------------- evaluation
+# --------------------------------------------------------------------------- the prepared inputs
+
+
+def _shuffled_by_class(labels: np.ndarray, seed: int) -> list[np.ndarray]:
+    """Each class's indices in a seeded random order, classes in sorted order."""
+    rng = np.random.default_rng(seed)
+    return [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+
+
+def stratified_subsample(labels: np.ndarray, n_per_class: int, seed: int) -> np.ndarray:
+    """Sorted indices of up to ``n_per_class`` items of each class of ``labels``, drawn at random."""
+    return np.sort(np.concatenate([idx[:n_per_class] for idx in _shuffled_by_class(labels, seed)]))
 
 
 def _split_halves(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Stratified split of indices into two disjoint halves."""
-    rng = np.random.default_rng(seed)
-    first, second = [], []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        half = len(idx) // 2
-        first.append(idx[:half])
-        second.append(idx[half:])
-    return np.concatenate(first), np.concatenate(second)
+    shuffled = _shuffled_by_class(labels, seed)
+    return (np.concatenate([idx[: len(idx) // 2] for idx in shuffled]),
+            np.concatenate([idx[len(idx) // 2 :] for idx in shuffled]))
 
 
 def _features(fn: FeatureFn | DomainClassifier, images: torch.Tensor) -> torch.Tensor:
@@ -142,6 +163,190 @@ def _features(fn: FeatureFn | DomainClassifier, images: torch.Tensor) -> torch.T
         return classifier_outputs(fn, images)[0]
     with torch.no_grad():
         return torch.cat([torch.as_tensor(fn(images[s : s + 1024])).float().cpu() for s in range(0, len(images), 1024)])
+
+
+def _gan_labels(gan: ConditionalDCGAN, classes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``labels`` (indices into ``classes``) as the GAN's class indices; ValueError for a class it does not know."""
+    index = class_index(gan.classes_)
+    unknown = [c for c in classes.tolist() if c not in index]
+    if unknown:
+        raise ValueError(f"The real data has classes {unknown} that the GAN does not know ({gan.classes_.tolist()}).")
+    return np.asarray([index[c] for c in classes[labels].tolist()], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class MetricInputs:
+    """What the metrics read, prepared once by :func:`prepare_inputs`. Labels are the GAN's class indices."""
+
+    classes: list[Any]  # the GAN's class values: class index i is classes[i]
+    judge: DomainClassifier  # the classifier whose verdict is class fidelity
+    features_of: FeatureFn | DomainClassifier  # the feature space of the distances
+    real: torch.Tensor  # (N, C, H, W) real images the fakes are measured against
+    real_labels: np.ndarray  # (N,)
+    real_features: torch.Tensor  # (N, D)
+    fake: torch.Tensor  # (M, C, H, W)
+    fake_labels: np.ndarray  # (M,)
+    fake_features: torch.Tensor  # (M, D)
+    fake_probs: torch.Tensor  # (M, n_classes): the judge's class probabilities
+    seed: int
+    # A second real set, disjoint from ``real``: the real-vs-real floor, and CAS's real baseline.
+    floor: torch.Tensor | None = None  # (N', C, H, W)
+    floor_labels: np.ndarray | None = None  # (N',)
+    floor_features: torch.Tensor | None = None  # (N', D)
+
+    @property
+    def measured(self) -> list[int]:
+        """The class indices that have fakes, in order."""
+        return np.unique(self.fake_labels).tolist()
+
+    def name(self, c: int) -> str:
+        """Class index -> the report's key for it."""
+        return str(self.classes[c])
+
+
+def prepare_inputs(
+    gan: ConditionalDCGAN,
+    real: torch.Tensor,
+    real_labels: np.ndarray,
+    counts: dict[int, int],
+    *,
+    judge: DomainClassifier,
+    feature_extractor: FeatureFn | None = None,
+    floor: tuple[torch.Tensor, np.ndarray] | None = None,
+    real_features: torch.Tensor | None = None,
+    filter: float | None = None,
+    random_state: int = 0,
+) -> MetricInputs:
+    """Sample ``counts`` (``{class index: n}``) fakes from ``gan`` and compute the features once.
+
+    ``real``, ``real_labels``: real images in [-1, 1] and their GAN class indices; ``judge``:
+    the classifier for class fidelity (and the feature space unless ``feature_extractor``);
+    ``floor``: a disjoint real set (images, class indices); ``real_features``: the features
+    of ``real`` if already known; ``filter``: passed to ``gan.sample``.
+    """
+    classes, index = gan.classes_.tolist(), class_index(gan.classes_)
+    features_of: FeatureFn | DomainClassifier = feature_extractor if feature_extractor is not None else judge
+    fake, fake_classes = gan.sample({classes[c]: k for c, k in counts.items()}, random_state=random_state,
+                                    output="tensor", filter=filter)
+    fake_features, fake_probs = classifier_outputs(judge, fake)
+    if feature_extractor is not None:
+        fake_features = _features(feature_extractor, fake)
+    return MetricInputs(
+        classes=classes, judge=judge, features_of=features_of,
+        real=real, real_labels=real_labels,
+        real_features=_features(features_of, real) if real_features is None else real_features,
+        fake=fake, fake_labels=np.asarray([index[c] for c in fake_classes.tolist()], dtype=np.int64),
+        fake_features=fake_features,
+        fake_probs=fake_probs, seed=random_state,
+        floor=None if floor is None else floor[0], floor_labels=None if floor is None else floor[1],
+        floor_features=None if floor is None else _features(features_of, floor[0]),
+    )
+
+
+# --------------------------------------------------------------------------- one function per metric
+
+
+def frechet_scores(m: MetricInputs) -> dict[str, Any]:
+    """``fid`` (fakes vs real); with a floor set also ``fid_floor`` (floor vs real), ``fid_ratio``
+    and both per class (classes with at least 2 images in each set)."""
+    scores: dict[str, Any] = {"fid": frechet_distance(m.fake_features, m.real_features)}
+    if m.floor_features is None or m.floor_labels is None:
+        return scores
+    scores["fid_floor"] = frechet_distance(m.floor_features, m.real_features)
+    scores["fid_ratio"] = scores["fid"] / scores["fid_floor"] if scores["fid_floor"] > 0 else math.inf
+    per_class, floor_per_class = {}, {}
+    for c in m.measured:
+        fk = m.fake_features[m.fake_labels == c]
+        s1, s2 = m.floor_features[m.floor_labels == c], m.real_features[m.real_labels == c]
+        if min(len(fk), len(s1), len(s2)) >= 2:
+            per_class[m.name(c)] = frechet_distance(fk, s2)
+            floor_per_class[m.name(c)] = frechet_distance(s1, s2)
+    scores["fid_per_class"], scores["fid_floor_per_class"] = per_class, floor_per_class
+    return scores
+
+
+def precision_recall_scores(m: MetricInputs, k: int = 3) -> dict[str, float | None]:
+    """:func:`precision_recall` of the fakes against the real set; None for k or fewer real images."""
+    precision, recall = precision_recall(m.real_features, m.fake_features, k=k) if len(m.real) > k else (None, None)
+    return {"precision": precision, "recall": recall}
+
+
+def density_coverage_scores(m: MetricInputs, k: int = 5) -> dict[str, float | None]:
+    """:func:`density_coverage` of the fakes against the real set; None for k or fewer real images."""
+    density, coverage = density_coverage(m.real_features, m.fake_features, k=k) if len(m.real) > k else (None, None)
+    return {"density": density, "coverage": coverage}
+
+
+def class_fidelity(m: MetricInputs) -> dict[str, Any]:
+    """The judge's accuracy on the fakes for their class: per class and overall (``class_fidelity_mean``)."""
+    pred = m.fake_probs.argmax(1).numpy()
+    return {
+        "class_fidelity": {m.name(c): float((pred[m.fake_labels == c] == c).mean()) for c in m.measured},
+        "class_fidelity_mean": float((pred == m.fake_labels).mean()),
+    }
+
+
+def judge_accuracy(m: MetricInputs) -> dict[str, Any]:
+    """The judge's accuracy on the real set, overall and per class.
+
+    Low fidelity next to low real accuracy is a weak judge (a rare class it barely
+    learned), not necessarily a weak generator.
+    """
+    correct = classifier_outputs(m.judge, m.real)[1].argmax(1).numpy() == m.real_labels
+    return {
+        "real_accuracy": float(correct.mean()),
+        "real_accuracy_per_class": {m.name(c): float(correct[m.real_labels == c].mean())
+                                    for c in m.measured if (m.real_labels == c).any()},
+    }
+
+
+def classification_accuracy_score(m: MetricInputs, epochs: int = 8) -> dict[str, float]:
+    """CAS: one classifier recipe trained on the fakes only (``cas``) and on the floor set
+    (``cas_real_baseline``), both tested on the real set."""
+    if m.floor is None or m.floor_labels is None:
+        raise ValueError("CAS needs a floor set (real images disjoint from the test set) for its baseline.")
+    scores = {}
+    for key, images, labels in (("cas", m.fake, m.fake_labels), ("cas_real_baseline", m.floor, m.floor_labels)):
+        model = train_classifier(images, torch.from_numpy(labels), len(m.classes), epochs=epochs, seed=m.seed)
+        scores[key] = float((classifier_outputs(model, m.real)[1].argmax(1).numpy() == m.real_labels).mean())
+    return scores
+
+
+def memorisation(m: MetricInputs, reference: torch.Tensor, source: str) -> dict[str, Any]:
+    """Each fake's distance to its nearest ``reference`` image (the training images, described
+    by ``source``), in pixels and in features; a near-copy is closer to a reference image than
+    99% of reference images are to their own nearest other one."""
+    flat_ref, flat_fake = reference.flatten(1), m.fake.flatten(1)
+    pixel = nearest_neighbour_distances(flat_fake, flat_ref)
+    real_pixel = nearest_neighbour_distances(flat_ref, flat_ref, exclude_self=True)
+    threshold = float(torch.quantile(real_pixel, 0.01))
+    feat = nearest_neighbour_distances(m.fake_features, _features(m.features_of, reference))
+    return {
+        "reference": source,
+        "pixel_nn_median": float(pixel.median()),
+        "real_pixel_nn_median": float(real_pixel.median()),
+        "feature_nn_median": float(feat.median()),
+        "near_copy_threshold": threshold,
+        "near_copy_fraction": float((pixel < threshold).double().mean()),
+    }
+
+
+# --------------------------------------------------------------------------- front ends
+
+
+def _evaluation_images(
+    gan: ConditionalDCGAN, X: Any, y: Any, n_per_class: int | None, image_shape: Any, value_range: Any, seed: int
+) -> tuple[torch.Tensor, np.ndarray]:
+    """The real images in [-1, 1] and their GAN class indices, up to ``n_per_class`` of each class."""
+    gan._check_is_fitted()
+    data = as_image_data(X, y, image_shape=image_shape, value_range=value_range)
+    if tuple(data.image_shape) != tuple(gan.image_shape_):
+        raise ValueError(f"Real images are {data.image_shape} (C, H, W); the GAN makes {gan.image_shape_}.")
+    labels = _gan_labels(gan, data.classes, data.labels.numpy())
+    if n_per_class is None:
+        return data.images, labels
+    keep = stratified_subsample(labels, n_per_class, seed)
+    return data.images[keep], labels[keep]
 
 
 def evaluate_generator(
@@ -156,7 +361,7 @@ def evaluate_generator(
     image_shape: tuple[int, ...] | None = None,
     value_range: tuple[float, float] | None = None,
     cas_epochs: int = 8,
-    filter: float | None = None,  # noqa: A002
+    filter: float | None = None,
     random_state: int = 0,
 ) -> dict[str, Any]:
     """Measure ``gan`` against real images ``(X, y)`` (ideally held out from its training).
@@ -189,85 +394,34 @@ def evaluate_generator(
         ``cas_real_baseline``, ``memorisation``, plus the sample sizes used. How each is
         computed: see the module docstring.
     """
-    gan._check_is_fitted()
-    data = as_image_data(X, y, image_shape=image_shape, value_range=value_range)
-    if tuple(data.image_shape) != tuple(gan.image_shape_):
-        raise ValueError(f"Real images are {data.image_shape} (C, H, W); the GAN makes {gan.image_shape_}.")
-    gan_index = {c: i for i, c in enumerate(gan.classes_.tolist())}
-    unknown = [c for c in data.classes.tolist() if c not in gan_index]
-    if unknown:
-        raise ValueError(f"The real data has classes {unknown} that the GAN does not know ({gan.classes_.tolist()}).")
-    labels = np.asarray([gan_index[c] for c in data.classes[data.labels.numpy()].tolist()], dtype=np.int64)
-    images = data.images
-    if n_per_class is not None:
-        rng = np.random.default_rng(random_state)
-        keep = np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:n_per_class] for c in np.unique(labels)])
-        images, labels = images[np.sort(keep)], labels[np.sort(keep)]
+    images, labels = _evaluation_images(gan, X, y, n_per_class, image_shape, value_range, random_state)
     first, second = _split_halves(labels, random_state)
     if min(len(first), len(second)) < 2:
         raise ValueError("Need at least 4 real images (2 per half) to evaluate.")
-
-    classifier = gan.classifier_
-    if classifier is None:
-        classifier = train_classifier(images[first], torch.from_numpy(labels[first]), gan.n_classes_, seed=random_state)
-    features_of: FeatureFn | DomainClassifier = feature_extractor if feature_extractor is not None else classifier
-
+    judge = gan.classifier_
+    if judge is None:
+        judge = train_classifier(images[first], torch.from_numpy(labels[first]), gan.n_classes_, seed=random_state)
     # Fakes with the class counts of the first real half: same sizes, same proportions.
     counts = {int(c): int(k) for c, k in zip(*np.unique(labels[first], return_counts=True))}
-    fake, fake_labels = gan.sample({gan.classes_[c].item(): k for c, k in counts.items()},
-                                   random_state=random_state, output="tensor", filter=filter)
-    fake_labels = np.asarray([gan_index[c] for c in fake_labels.tolist()], dtype=np.int64)
-
-    f_first, f_second, f_fake = (_features(features_of, t) for t in (images[first], images[second], fake))
+    m = prepare_inputs(gan, images[second], labels[second], counts, judge=judge, feature_extractor=feature_extractor,
+                       floor=(images[first], labels[first]), filter=filter, random_state=random_state)
     report: dict[str, Any] = {
-        "n_real_reference": int(len(second)),
-        "n_real_floor": int(len(first)),
-        "n_fake": int(len(fake)),
+        "n_real_reference": len(second),
+        "n_real_floor": len(first),
+        "n_fake": len(m.fake),
         "feature_space": "custom" if feature_extractor is not None else "domain classifier (penultimate layer)",
     }
-    report["fid"] = frechet_distance(f_fake, f_second)
-    report["fid_floor"] = frechet_distance(f_first, f_second)
-    report["fid_ratio"] = report["fid"] / report["fid_floor"] if report["fid_floor"] > 0 else math.inf
-    per_class, floor_per_class = {}, {}
-    for c in counts:
-        name = str(gan.classes_[c].item())
-        fk, s1, s2 = f_fake[fake_labels == c], f_first[labels[first] == c], f_second[labels[second] == c]
-        if min(len(fk), len(s1), len(s2)) >= 2:
-            per_class[name] = frechet_distance(fk, s2)
-            floor_per_class[name] = frechet_distance(s1, s2)
-    report["fid_per_class"], report["fid_floor_per_class"] = per_class, floor_per_class
-    report["precision"], report["recall"] = precision_recall(f_second, f_fake, k=3)
-    report["density"], report["coverage"] = density_coverage(f_second, f_fake, k=5)
-
-    # Class fidelity: the real-data classifier's verdict on each generated class.
-    _, fake_probs = classifier_outputs(classifier, fake)
-    fake_pred = fake_probs.argmax(1).numpy()
-    _, real_probs = classifier_outputs(classifier, images[second])
-    report["class_fidelity"] = {
-        str(gan.classes_[c].item()): float((fake_pred[fake_labels == c] == c).mean()) for c in counts
-    }
-    report["class_fidelity_mean"] = float((fake_pred == fake_labels).mean())
-    real_correct = real_probs.argmax(1).numpy() == labels[second]
-    report["real_accuracy"] = float(real_correct.mean())
-    # The same judge on real images of each class: low fidelity next to low real accuracy
-    # is a weak judge (a rare class it barely learned), not necessarily a weak generator.
-    report["real_accuracy_per_class"] = {
-        str(gan.classes_[c].item()): float(real_correct[labels[second] == c].mean())
-        for c in counts if (labels[second] == c).any()
-    }
-
-    # CAS: same classifier recipe trained on fakes only vs on the first real half; tested on the second.
-    test_x, test_y = images[second], labels[second]
-    on_fake = train_classifier(fake, torch.from_numpy(fake_labels), gan.n_classes_, epochs=cas_epochs, seed=random_state)
-    on_real = train_classifier(images[first], torch.from_numpy(labels[first]), gan.n_classes_, epochs=cas_epochs,
-                               seed=random_state)
-    report["cas"] = float((classifier_outputs(on_fake, test_x)[1].argmax(1).numpy() == test_y).mean())
-    report["cas_real_baseline"] = float((classifier_outputs(on_real, test_x)[1].argmax(1).numpy() == test_y).mean())
-
+    for metric in (frechet_scores, precision_recall_scores, density_coverage_scores, class_fidelity, judge_accuracy):
+        report.update(metric(m))
+    report.update(classification_accuracy_score(m, epochs=cas_epochs))
     if filter is not None:
         report["filter"] = filter
         report["acceptance_rate"] = {str(c): r for c, r in gan.acceptance_rate_.items()}
-    report["memorisation"] = _memorisation(gan, fake, f_fake, features_of, train_X, train_y, images, image_shape, value_range)
+    if train_X is not None:
+        reference = as_image_data(train_X, train_y, image_shape=image_shape, value_range=value_range).images
+        report["memorisation"] = memorisation(m, reference, "training images")
+    else:
+        report["memorisation"] = memorisation(m, images, "evaluation images (pass train_X for the training set)")
     return report
 
 
@@ -314,34 +468,26 @@ class TrainingMonitor:
         if n_per_class < 6:
             raise ValueError(f"n_per_class must be at least 6 (the k=5 neighbourhoods need them), got {n_per_class}.")
         data = as_image_data(X, y, image_shape=image_shape, value_range=value_range)
-        rng = np.random.default_rng(random_state)
-        labels = data.labels.numpy()
-        keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:n_per_class]
-                                       for c in np.unique(labels)]))
-        self._images = data.images[keep]
+        keep = stratified_subsample(data.labels.numpy(), n_per_class, random_state)
+        self._images, self._classes, self._labels = data.images[keep], data.classes, data.labels.numpy()[keep]
         self.n_per_class = n_per_class
         self.random_state = random_state
         self.on_record = on_record
         self.records: list[dict[str, Any]] = []
-        self._real_features: torch.Tensor | None = None
+        self._real: tuple[np.ndarray, torch.Tensor] | None = None  # GAN class indices and features, once known
 
     def __call__(self, gan: ConditionalDCGAN, state: TrainState) -> dict[str, Any]:
         if gan.classifier_ is None:
             raise ValueError("TrainingMonitor measures with the domain classifier: fit with train_classifier=True.")
-        if self._real_features is None:
-            self._real_features = classifier_outputs(gan.classifier_, self._images)[0]
-        counts = {c: self.n_per_class for c in gan.classes_.tolist()}
-        fake, fake_classes = gan.sample(counts, random_state=self.random_state, output="tensor")
-        f_fake, probs = classifier_outputs(gan.classifier_, fake)
-        index = {c: i for i, c in enumerate(gan.classes_.tolist())}
-        target = torch.as_tensor([index[c] for c in fake_classes.tolist()])
+        labels, features = self._real or (_gan_labels(gan, self._classes, self._labels), None)
+        m = prepare_inputs(gan, self._images, labels, dict.fromkeys(range(gan.n_classes_), self.n_per_class),
+                           judge=gan.classifier_, real_features=features, random_state=self.random_state)
+        self._real = (m.real_labels, m.real_features)
         record: dict[str, Any] = {"step": state.step, "epoch": state.epoch + 1}  # the epoch in progress
-        record["class_fidelity"] = float((probs.argmax(1) == target).double().mean())
-        real = self._real_features
-        record["fid"] = frechet_distance(f_fake, real)
-        # The k-NN metrics need more than k real images; a tiny data set gets None.
-        record["precision"], record["recall"] = precision_recall(real, f_fake, k=3) if len(real) > 3 else (None, None)
-        record["density"], record["coverage"] = density_coverage(real, f_fake, k=5) if len(real) > 5 else (None, None)
+        record["class_fidelity"] = class_fidelity(m)["class_fidelity_mean"]
+        # On a tiny data set the k-NN metrics are None.
+        for metric in (frechet_scores, precision_recall_scores, density_coverage_scores):
+            record.update(metric(m))
         record = {k: round(v, 5) if isinstance(v, float) else v for k, v in record.items()}
         self.records.append(record)
         if self.on_record is not None:
@@ -349,52 +495,20 @@ class TrainingMonitor:
         return record
 
 
-def _memorisation(
-    gan: ConditionalDCGAN,
-    fake: torch.Tensor,
-    f_fake: torch.Tensor,
-    features_of: FeatureFn | DomainClassifier,
-    train_X: Any,
-    train_y: Any,
-    fallback: torch.Tensor,
-    image_shape: Any,
-    value_range: Any,
-) -> dict[str, Any]:
-    """Nearest-training-image distances; a near-copy is closer to a training image than 99%
-    of training images are to their own nearest other training image."""
-    if train_X is not None:
-        reference = as_image_data(train_X, train_y, image_shape=image_shape, value_range=value_range).images
-        source = "training images"
-    else:
-        reference, source = fallback, "evaluation images (pass train_X for the training set)"
-    flat_ref, flat_fake = reference.flatten(1), fake.flatten(1)
-    pixel = nearest_neighbour_distances(flat_fake, flat_ref)
-    real_pixel = nearest_neighbour_distances(flat_ref, flat_ref, exclude_self=True)
-    threshold = float(torch.quantile(real_pixel, 0.01))
-    feat = nearest_neighbour_distances(f_fake, _features(features_of, reference))
-    return {
-        "reference": source,
-        "pixel_nn_median": float(pixel.median()),
-        "real_pixel_nn_median": float(real_pixel.median()),
-        "feature_nn_median": float(feat.median()),
-        "near_copy_threshold": threshold,
-        "near_copy_fraction": float((pixel < threshold).double().mean()),
-    }
-
-
 def format_report(report: dict[str, Any]) -> str:
     """The report as a short human-readable text."""
+    mem = report["memorisation"]
     lines = [
-        f"Fréchet distance     {report['fid']:.2f}  (real-vs-real floor {report['fid_floor']:.2f}, "
-        f"ratio {report['fid_ratio']:.1f}x)",
+        (f"Fréchet distance     {report['fid']:.2f}  (real-vs-real floor {report['fid_floor']:.2f}, "
+         f"ratio {report['fid_ratio']:.1f}x)"),
         f"precision / recall   {report['precision']:.3f} / {report['recall']:.3f}   (k=3)",
         f"density / coverage   {report['density']:.3f} / {report['coverage']:.3f}   (k=5)",
-        f"class fidelity       {report['class_fidelity_mean']:.1%}  (classifier on real images: "
-        f"{report['real_accuracy']:.1%})",
+        (f"class fidelity       {report['class_fidelity_mean']:.1%}  (classifier on real images: "
+         f"{report['real_accuracy']:.1%})"),
         f"CAS                  {report['cas']:.1%}  (same classifier trained on real: {report['cas_real_baseline']:.1%})",
-        f"memorisation         {report['memorisation']['near_copy_fraction']:.1%} near-copies; median pixel distance "
-        f"to nearest {report['memorisation']['reference'].split(' (')[0]} "
-        f"{report['memorisation']['pixel_nn_median']:.2f} (real-to-real {report['memorisation']['real_pixel_nn_median']:.2f})",
+        (f"memorisation         {mem['near_copy_fraction']:.1%} near-copies; median pixel distance to nearest "
+         f"{mem['reference'].split(' (')[0]} {mem['pixel_nn_median']:.2f} "
+         f"(real-to-real {mem['real_pixel_nn_median']:.2f})"),
         "",
         f"{'class':<12}{'fidelity':>10}{'judge on real':>15}{'FD':>10}{'FD floor':>10}",
     ]

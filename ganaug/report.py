@@ -22,7 +22,7 @@ import torch
 from ._io import atomic_write_bytes
 from .data import as_image_data
 from .gan import ConditionalDCGAN
-from .grid import grid_image, save_png
+from .grid import grid_image, grid_scale, save_png
 from .metrics import evaluate_generator
 
 __all__ = ["plot_losses", "write_report"]
@@ -95,7 +95,7 @@ def write_report(
     paths = {"report": out / "report.json", "samples": out / "samples.png", "nearest": out / "nearest.png",
              "losses": out / "losses.png"}
     atomic_write_bytes(paths["report"], json.dumps(report, indent=2).encode("utf-8"))
-    scale = max(1, 64 // max(gan.image_shape_[1:]))
+    scale = grid_scale(gan.image_shape_)
     gan.save_grid(paths["samples"], n_per_class=10, random_state=random_state, scale=scale)
     reference = as_image_data(X if train_X is None else train_X, y if train_X is None else train_y,
                               image_shape=evaluate_kwargs.get("image_shape"),

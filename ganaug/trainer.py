@@ -8,17 +8,18 @@ is left untouched.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
-
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 
+from ._io import check_dataclass_fields
 from .augment import diff_augment
 from .data import ImageData
-from .losses import get_loss
+from .losses import GANLoss, get_loss
 from .models import Discriminator, Generator
 
 HISTORY_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
@@ -26,14 +27,15 @@ HISTORY_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings; stored in checkpoints."""
+    """Optimisation settings; stored in checkpoints. The estimator fills in every field."""
 
-    max_epochs: int = 50
-    batch_size: int = 64
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    loss: str = "bce"
+    max_epochs: int
+    batch_size: int
+    lr_g: float
+    lr_d: float
+    betas: tuple[float, float]  # Adam's, for both networks
+    loss: str  # a name in ganaug.losses.LOSSES
+    # Off by default: checkpoints saved before these existed were trained without them.
     augment: str | None = None  # DiffAugment policy, e.g. "color,translation,cutout"
     ema: float | None = None  # decay of the generator's exponential moving average
     max_time: float | None = None  # seconds; training stops after the epoch that passes it
@@ -44,7 +46,10 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`. Raises ValueError for unknown or missing required
+        fields and TypeError for a document that is not a dict."""
+        check_dataclass_fields(cls, d, "training config")
         d = dict(d)
         d["betas"] = tuple(d["betas"])
         return cls(**d)
@@ -106,97 +111,41 @@ def train(
     ``FloatingPointError`` when a loss becomes NaN or inf (the models are then unusable;
     keep the last checkpoint).
     """
-    from tqdm.auto import tqdm
-
+    if ema_generator is not None and config.ema is None:
+        raise ValueError("An ema_generator needs config.ema, the decay of its moving average.")
     state = state or TrainState()
     opt_g, opt_d = optimizers or make_optimizers(generator, discriminator, config)
     loss = get_loss(config.loss)
-    images = data.images.to(device)
-    labels = data.labels.to(device)
-    n = images.shape[0]
-    batch_size = min(config.batch_size, n)
-    steps_per_epoch = n // batch_size  # the last incomplete batch is dropped (BatchNorm dislikes tiny batches)
-    latent_dim = generator.cfg.latent_dim
-    augment = config.augment
-    # Real and fake batches go through D in one pass (one spectral-norm power iteration and
-    # fewer kernel launches: benchmarks/train_throughput.py); the minibatch-std layer must
-    # see them apart, or its statistic would mix the two.
-    one_pass = not discriminator.cfg.minibatch_std
+    images, labels = data.images.to(device), data.labels.to(device)  # (N, C, H, W), (N,)
+    batch_size = min(config.batch_size, len(images))
+    average = _Average(ema_generator, config.ema, seed, device)
     started = time.perf_counter()
     generator.train()
     discriminator.train()
-    measured_at = [-1]  # the step at which the average's BatchNorm statistics were last measured
-
-    def refresh_average() -> None:
-        # update_ema hands the average the trained generator's BatchNorm statistics at every
-        # step: re-measure them for its own weights before anyone samples it.
-        if ema_generator is not None and measured_at[0] != state.step:
-            standing_batchnorm_stats(ema_generator, seed=seed, device=device)
-            measured_at[0] = state.step
-
-    bar = tqdm(
-        # With a time budget the epoch limit is only a ceiling: show a count, not a bar.
-        total=config.max_epochs * steps_per_epoch if config.max_time is None else None,
-        initial=state.epoch * steps_per_epoch,
-        disable=not verbose,
-        unit="step",
-        dynamic_ncols=True,
-    )
+    bar = _progress_bar(config, len(images) // batch_size, state, verbose)
     with torch.random.fork_rng(**_fork_devices(device)):
         for epoch in range(state.epoch, config.max_epochs):
-            rng = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
-            torch.manual_seed(_epoch_seed(seed + 1, epoch))  # dropout, inside the forked RNG
-            perm = torch.randperm(n, generator=rng).to(device)
             records = []
-            for i in range(steps_per_epoch):
-                idx = perm[i * batch_size : (i + 1) * batch_size]
-                real, y = images[idx], labels[idx]  # (B, C, H, W), (B,)
-                z = torch.randn(batch_size, latent_dim, generator=rng).to(device)
-                fake = generator(z, y)
-
+            for real, y, z in _epoch_batches(images, labels, batch_size, generator.cfg.latent_dim, seed, epoch):
+                fake = generator(z, y)  # (B, C, H, W)
                 # Update D: real -> 1, fake -> 0 (both through the same augmentation).
-                if one_pass:
-                    both = diff_augment(torch.cat([real, fake.detach()]), augment)
-                    logits = discriminator(both, torch.cat([y, y]))
-                    d_real, d_fake = logits[:batch_size], logits[batch_size:]
-                else:
-                    d_real = discriminator(diff_augment(real, augment), y)
-                    d_fake = discriminator(diff_augment(fake.detach(), augment), y)
-                loss_d = loss.d_loss(d_real, d_fake)
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-
+                loss_d, d_real, d_fake = _update_discriminator(discriminator, opt_d, loss, real, fake.detach(), y,
+                                                               config.augment)
                 # Update G: make D call the same fakes real.
-                loss_g = loss.g_loss(discriminator(diff_augment(fake, augment), y))
-                opt_g.zero_grad(set_to_none=True)
-                loss_g.backward()
-                opt_g.step()
-                if ema_generator is not None:
-                    update_ema(ema_generator, generator, ema_decay(config.ema or 0.999, state.step))
-
-                records.append(torch.stack([loss_d.detach(), loss_g.detach(), d_real.detach().mean(), d_fake.detach().mean()]))
+                loss_g = loss.g_loss(discriminator(diff_augment(fake, config.augment), y))
+                _step(opt_g, loss_g)
+                average.update(generator, state.step)
+                records.append(torch.stack([loss_d.detach(), loss_g.detach(), d_real.detach().mean(),
+                                            d_fake.detach().mean()]))
                 state.step += 1
                 bar.update(1)
                 if monitor is not None and monitor_every > 0 and state.step % monitor_every == 0:
-                    refresh_average()
+                    average.refresh(state.step)
                     monitor(state)
                     generator.train()  # in case the monitor left it in eval mode
-            epoch_history = torch.stack(records).cpu() if records else torch.empty(0, len(HISTORY_KEYS))
-            for key, column in zip(HISTORY_KEYS, epoch_history.T.tolist()):
-                state.history[key].extend(column)
-            if not torch.isfinite(epoch_history).all():
-                bar.close()
-                raise FloatingPointError(
-                    f"Training diverged in epoch {epoch + 1}: a loss became NaN or inf. Lower the learning "
-                    "rates or the batch size; keep the last checkpoint written before this epoch."
-                )
-            state.epoch = epoch + 1
-            if len(epoch_history):
-                d_mean, g_mean = epoch_history[:, 0].mean().item(), epoch_history[:, 1].mean().item()
-                bar.set_postfix(epoch=state.epoch, d_loss=f"{d_mean:.3f}", g_loss=f"{g_mean:.3f}")
+            _end_epoch(state, epoch, records, bar)
             if callback is not None:
-                refresh_average()  # the callback may save or sample (the CLI checkpoints every epoch)
+                average.refresh(state.step)  # the callback may save or sample (the CLI checkpoints every epoch)
                 if callback(state):
                     break
             if config.max_time is not None and time.perf_counter() - started >= config.max_time:
@@ -204,10 +153,100 @@ def train(
     bar.close()
     generator.eval()
     discriminator.eval()
-    refresh_average()
+    average.refresh(state.step)
     if ema_generator is not None:
         ema_generator.eval()
     return state
+
+
+def _progress_bar(config: TrainConfig, steps_per_epoch: int, state: TrainState, verbose: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        # With a time budget the epoch limit is only a ceiling: show a count, not a bar.
+        total=config.max_epochs * steps_per_epoch if config.max_time is None else None,
+        initial=state.epoch * steps_per_epoch,
+        disable=not verbose,
+        unit="step",
+        dynamic_ncols=True,
+    )
+
+
+def _epoch_batches(
+    images: torch.Tensor, labels: torch.Tensor, batch_size: int, latent_dim: int, seed: int, epoch: int
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """One epoch of (real (B, C, H, W), labels (B,), z (B, latent_dim)), shuffled and drawn
+    from the epoch's own RNG; also seeds the global RNG (dropout) for the epoch. The last
+    incomplete batch is dropped (BatchNorm dislikes tiny batches)."""
+    device = images.device
+    rng = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
+    torch.manual_seed(_epoch_seed(seed + 1, epoch))  # dropout, inside the caller's forked RNG
+    perm = torch.randperm(len(images), generator=rng).to(device)
+    for i in range(len(images) // batch_size):
+        idx = perm[i * batch_size : (i + 1) * batch_size]
+        yield images[idx], labels[idx], torch.randn(batch_size, latent_dim, generator=rng).to(device)
+
+
+def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+def _update_discriminator(
+    discriminator: Discriminator, opt_d: torch.optim.Optimizer, loss: GANLoss, real: torch.Tensor,
+    fake: torch.Tensor, y: torch.Tensor, augment: str | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of D on real and (detached) fake images; returns its loss and both logits."""
+    # Real and fake batches go through D in one pass (one spectral-norm power iteration and
+    # fewer kernel launches: benchmarks/train_throughput.py); the minibatch-std layer must
+    # see them apart, or its statistic would mix the two.
+    if not discriminator.cfg.minibatch_std:
+        logits = discriminator(diff_augment(torch.cat([real, fake]), augment), torch.cat([y, y]))  # (2B,)
+        d_real, d_fake = logits[: len(real)], logits[len(real) :]
+    else:
+        d_real = discriminator(diff_augment(real, augment), y)
+        d_fake = discriminator(diff_augment(fake, augment), y)
+    loss_d = loss.d_loss(d_real, d_fake)
+    _step(opt_d, loss_d)
+    return loss_d, d_real, d_fake
+
+
+def _end_epoch(state: TrainState, epoch: int, records: list[torch.Tensor], bar: Any) -> None:
+    """Append the epoch's per-step records to the history; FloatingPointError if one is not finite."""
+    epoch_history = torch.stack(records).cpu() if records else torch.empty(0, len(HISTORY_KEYS))
+    for key, column in zip(HISTORY_KEYS, epoch_history.T.tolist()):
+        state.history[key].extend(column)
+    if not torch.isfinite(epoch_history).all():
+        bar.close()
+        raise FloatingPointError(
+            f"Training diverged in epoch {epoch + 1}: a loss became NaN or inf. Lower the learning "
+            "rates or the batch size; keep the last checkpoint written before this epoch."
+        )
+    state.epoch = epoch + 1
+    if len(epoch_history):
+        d_mean, g_mean = epoch_history[:, 0].mean().item(), epoch_history[:, 1].mean().item()
+        bar.set_postfix(epoch=state.epoch, d_loss=f"{d_mean:.3f}", g_loss=f"{g_mean:.3f}")
+
+
+class _Average:
+    """The generator's moving average (or nothing, without one) and the step at which its
+    BatchNorm statistics were last measured."""
+
+    def __init__(self, model: Generator | None, decay: float | None, seed: int, device: torch.device) -> None:
+        self.model, self.decay, self.seed, self.device = model, decay, seed, device
+        self.measured_at = -1
+
+    def update(self, generator: Generator, step: int) -> None:
+        if self.model is not None and self.decay is not None:
+            update_ema(self.model, generator, ema_decay(self.decay, step))
+
+    def refresh(self, step: int) -> None:
+        # update_ema hands the average the trained generator's BatchNorm statistics at every
+        # step: re-measure them for its own weights before anyone samples it.
+        if self.model is not None and self.measured_at != step:
+            standing_batchnorm_stats(self.model, seed=self.seed, device=self.device)
+            self.measured_at = step
 
 
 def ema_decay(decay: float, step: int) -> float:

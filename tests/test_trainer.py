@@ -1,11 +1,19 @@
+import copy
+
 import numpy as np
 import pytest
 import torch
-
 from conftest import TINY
+
 from ganaug import ConditionalDCGAN
 from ganaug.losses import LOSSES, GANLoss
-from ganaug.trainer import ema_decay, standing_batchnorm_stats, update_ema
+from ganaug.trainer import (
+    TrainConfig,
+    ema_decay,
+    standing_batchnorm_stats,
+    train,
+    update_ema,
+)
 
 
 def test_update_ema_moves_towards_the_model():
@@ -27,7 +35,7 @@ def test_ema_decay_ramps_up_to_the_requested_decay():
 def test_ema_generator_gets_batchnorm_stats_of_its_own_weights(digits):
     X, y = digits
     gan = ConditionalDCGAN(random_state=0, ema=0.9, **dict(TINY, max_epochs=2)).fit(X[:400], y[:400])
-    ema, trained = gan.generator_, gan._train_generator
+    ema, trained = gan.generator_ema_, gan.generator_
     norm = ema.project[2]
     # update_ema copies the trained generator's statistics; fit then re-measures them.
     assert not torch.equal(norm.running_mean, trained.project[2].running_mean)
@@ -55,24 +63,24 @@ def test_callback_sees_the_average_with_its_own_batchnorm_stats(digits):
     seen = []
 
     def callback(gan, state):
-        seen.append(gan.generator_.project[2].running_mean.clone())
+        seen.append(gan.generator_ema_.project[2].running_mean.clone())
 
     gan = ConditionalDCGAN(random_state=0, ema=0.9, **TINY).fit(X[:200], y[:200], callback=callback)
     # Re-measuring is deterministic, so the callback saw what fit leaves at the end.
-    torch.testing.assert_close(seen[-1], gan.generator_.project[2].running_mean)
-    assert not torch.equal(seen[-1], gan._train_generator.project[2].running_mean)
+    torch.testing.assert_close(seen[-1], gan.generator_ema_.project[2].running_mean)
+    assert not torch.equal(seen[-1], gan.generator_.project[2].running_mean)
 
 
 def test_ema_generator_samples_and_round_trips(digits, tmp_path):
     X, y = digits
     gan = ConditionalDCGAN(random_state=0, ema=0.9, **TINY).fit(X[:200], y[:200])
-    assert gan.generator_ is not gan._train_generator
-    raw = dict(gan._train_generator.named_parameters())
-    assert any(not torch.equal(p, raw[n]) for n, p in gan.generator_.named_parameters())
+    assert gan.sampling_generator_ is gan.generator_ema_ is not None
+    raw = dict(gan.generator_.named_parameters())
+    assert any(not torch.equal(p, raw[n]) for n, p in gan.generator_ema_.named_parameters())
     gan.save(tmp_path / "c")
     loaded = ConditionalDCGAN.load(tmp_path / "c", device="cpu")
     np.testing.assert_array_equal(loaded.sample(5, random_state=1)[0], gan.sample(5, random_state=1)[0])
-    for n, p in loaded._train_generator.named_parameters():
+    for n, p in loaded.generator_.named_parameters():
         assert torch.equal(p, raw[n])
 
 
@@ -91,6 +99,7 @@ def test_non_finite_loss_stops_training_with_a_clear_error(digits, monkeypatch):
     X, y = digits
     nan_loss = GANLoss(lambda r, f: (r * float("nan")).mean(), lambda f: f.mean())
     monkeypatch.setitem(LOSSES, "nan", nan_loss)
+    monkeypatch.setitem(ConditionalDCGAN._parameter_constraints, "loss", [str])  # let "nan" through validation
     with pytest.raises(FloatingPointError, match="diverged in epoch 1.*last checkpoint"):
         ConditionalDCGAN(random_state=0, loss="nan", **TINY).fit(X[:64], y[:64])
 
@@ -102,9 +111,38 @@ def test_max_time_stops_after_the_epoch_that_passes_it(digits):
 
 
 @pytest.mark.parametrize("params, match", [({"augment": "blur"}, "Unknown augmentation"),
-                                           ({"ema": 1.5}, "ema must be a decay"),
-                                           ({"max_time": -1}, "max_time must be a positive")])
+                                           ({"ema": 1.5}, r"The 'ema' parameter .* in the range \(0.0, 1.0\)"),
+                                           ({"max_time": -1}, "The 'max_time' parameter")])
 def test_bad_training_options(digits, params, match):
     X, y = digits
     with pytest.raises(ValueError, match=match):
         ConditionalDCGAN(**{**TINY, **params}).fit(X[:64], y[:64])
+
+
+def test_train_config_round_trips_and_refuses_unknown_or_missing_fields():
+    config = TrainConfig(max_epochs=3, batch_size=16, lr_g=1e-3, lr_d=2e-3, betas=(0.5, 0.9), loss="hinge")
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    # augment, ema and max_time are off when absent (checkpoints from before they existed).
+    old = {k: v for k, v in config.to_dict().items() if k not in ("augment", "ema", "max_time")}
+    assert TrainConfig.from_dict(old) == config
+    with pytest.raises(ValueError, match=r"Unknown training config fields \['momentum'\]"):
+        TrainConfig.from_dict({**config.to_dict(), "momentum": 0.9})
+    with pytest.raises(ValueError, match=r"lacks the fields \['lr_d'\]"):
+        TrainConfig.from_dict({k: v for k, v in config.to_dict().items() if k != "lr_d"})
+    with pytest.raises(TypeError, match="must be a JSON object"):
+        TrainConfig.from_dict([1, 2])
+
+
+def test_train_refuses_an_average_without_a_decay(digits):
+    from ganaug.data import as_image_data
+    from ganaug.models import Discriminator, Generator, ModelConfig
+
+    X, y = digits
+    data = as_image_data(X[:64], y[:64])
+    cfg = ModelConfig(n_classes=10, channels=1, height=8, width=8, latent_dim=4, embed_dim=4, g_widths=(8, 8),
+                      d_widths=(8, 8), base_size=(2, 2))
+    generator = Generator(cfg)
+    config = TrainConfig(max_epochs=1, batch_size=32, lr_g=1e-3, lr_d=1e-3, betas=(0.5, 0.999), loss="bce")
+    with pytest.raises(ValueError, match="needs config.ema"):
+        train(generator, Discriminator(cfg), data, config, seed=0, device=torch.device("cpu"),
+              ema_generator=copy.deepcopy(generator))
