@@ -114,7 +114,7 @@ def model_config(
     ``"classic"`` and none for ``"dcgan"``, whose spectral norm and DiffAugment already
     regularise the discriminator: without dropout it trained 1.4x faster on a CPU, with
     equal or better class fidelity and a lower Fréchet distance on every dataset of
-    benchmarks/ablation.py (README, "Measured quality").
+    benchmarks/ablation.py (docs/measurements.md).
     """
     c, h, w = image_shape  # the estimator has checked the other arguments (ganaug.params)
     if arch == "classic":
