@@ -169,7 +169,7 @@ def test_train_defaults_are_the_estimators():
     """The CLI calls the same API with the same defaults as a Python user gets."""
     import inspect
 
-    from ganaug.cli import TRAIN_DEFAULTS
+    from ganaug.run import TRAIN_DEFAULTS
 
     gan_defaults = {k: p.default for k, p in inspect.signature(ConditionalDCGAN).parameters.items()}
     shared = set(TRAIN_DEFAULTS) & set(gan_defaults) - {"device"}
@@ -391,6 +391,23 @@ def test_info_text_and_json(shapes_run):
     meta = json.loads(run("info", shapes_run, "--json").output)
     assert meta["data"]["classes"] == ["a", "b", "c"] and meta["training"]["epoch"] == 2
     assert json.loads(run("info", shapes_run / "checkpoint", "--json").output) == meta  # the checkpoint itself works
+    assert run("info", shapes_run, "--quiet").output == ""
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_quiet_and_json(command):
+    text = run(command, "--help").output
+    assert "--quiet" in text and "--json" in text
+
+
+def test_train_options_are_the_run_settings():
+    """One option per setting of ganaug.run, each with the run's default."""
+    from ganaug.cli.train import TRAIN_OPTIONS, command
+    from ganaug.run import TRAIN_DEFAULTS
+
+    assert [o.name for o in TRAIN_OPTIONS] == [k for k in TRAIN_DEFAULTS if k != "data"]
+    given = command.make_context("train", ["--out", "run"]).params  # what click hands the command
+    assert {k: given[k] for k in TRAIN_DEFAULTS} == TRAIN_DEFAULTS
 
 
 def test_info_does_not_load_the_model(shapes_run, monkeypatch):
@@ -580,10 +597,10 @@ def test_a_lost_ctrl_c_still_stops_training_after_the_epoch(tmp_path):
     # Python drops a KeyboardInterrupt raised inside a finaliser; the SIGINT handler also
     # sets `interrupted`, and the epoch hook then stops training with the epoch saved.
     from ganaug import load_digits
-    from ganaug.cli import _EpochHook
+    from ganaug.run import EpochHook
 
     X, y = load_digits()
-    hook = _EpochHook(tmp_path, n_images=len(X), checkpoint_every=1, grid_every=0, saved_epoch=0, step=0)
+    hook = EpochHook(tmp_path, n_images=len(X), checkpoint_every=1, grid_every=0, saved_epoch=0, step=0)
     hook.interrupted = True
     gan = ConditionalDCGAN(max_epochs=5, width=8, latent_dim=16, train_classifier=False, verbose=False, random_state=0)
     with pytest.raises(KeyboardInterrupt):
