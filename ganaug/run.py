@@ -41,6 +41,7 @@ from ._io import (
     set_aside,
 )
 from ._version import __version__
+from .params import PARAMETERS
 
 # torch and the model are imported inside the functions that use them, so that the command
 # line can read TRAIN_DEFAULTS (its options' defaults) without paying for torch in --help.
@@ -50,23 +51,24 @@ if TYPE_CHECKING:
 __all__ = ["LOG_FILE", "RUN_FILE", "RUN_MARKERS", "TRAIN_DEFAULTS", "EpochHook", "TrainingInterrupted",
            "checkpoint_path", "read_settings", "train_run", "truncate_log"]
 
-# A run's settings: the keys of run.json and their defaults. Model and training defaults
-# restate ConditionalDCGAN's (a test checks that they agree).
-TRAIN_DEFAULTS: dict[str, Any] = {
-    "data": None, "epochs": 30, "batch_size": None, "image_size": None, "channels": None,  # data and schedule
-    "arch": "dcgan", "width": None, "kernel_size": None, "latent_dim": 100,  # the networks
-    "loss": "hinge", "spectral_norm": True, "augment": "translation", "ema": 0.999,  # the stabilisers
-    "device": "auto", "seed": 0,
+# A run's settings: the keys of run.json and their defaults. Every estimator parameter is
+# one (ganaug.params declares it), under the name users know from the command line, except
+# verbose (the progress bar follows `progress`); the others say what the run reads and writes.
+SETTING_NAMES = {"max_epochs": "epochs", "random_state": "seed"}  # estimator parameter -> setting
+ESTIMATOR_SETTINGS = {SETTING_NAMES.get(name, name): name for name in PARAMETERS if name != "verbose"}
+RUN_ONLY_DEFAULTS: dict[str, Any] = {
+    "data": None, "image_size": None, "channels": None, "value_range": None,  # how the data is read
     "grid_every": 5, "checkpoint_every": 1, "monitor_every": 200,  # what the run writes, how often
-    "value_range": None,
 }
-# Settings that define the model or its training stream (setting: estimator parameter); a
-# resumed run must keep them.
-_FIXED_ON_RESUME = {
-    "arch": "arch", "width": "width", "kernel_size": "kernel_size", "latent_dim": "latent_dim",
-    "batch_size": "batch_size", "loss": "loss", "spectral_norm": "spectral_norm", "augment": "augment",
-    "ema": "ema", "seed": "random_state",
+TRAIN_DEFAULTS: dict[str, Any] = {
+    **RUN_ONLY_DEFAULTS,
+    **{setting: PARAMETERS[name].default for setting, name in ESTIMATOR_SETTINGS.items()},
+    "seed": 0,  # not the estimator's None: a run is reproducible and resumable by default
 }
+# Settings that define the model or its training stream; a resumed run must keep them.
+# (The optimisers' learning rates and betas are in the checkpoint's optimiser state.)
+_FIXED_ON_RESUME = ("arch", "latent_dim", "embed_dim", "width", "kernel_size", "batch_size", "lr_g", "lr_d", "betas",
+                    "loss", "spectral_norm", "dropout", "minibatch_std", "augment", "ema", "seed")
 RUN_FILE = "run.json"
 LOG_FILE = "log.jsonl"
 # The marker of a run directory: force=True replaces only a folder that holds ganaug's run.json.
@@ -345,27 +347,27 @@ def _resumed_model(ckpt: Path, s: dict[str, Any], explicit: frozenset[str], prog
 
     gan = ConditionalDCGAN.load(ckpt, device=s["device"])
     params = gan.get_params()
-    for key, param in _FIXED_ON_RESUME.items():
+    for key, param in ((key, ESTIMATOR_SETTINGS[key]) for key in _FIXED_ON_RESUME):
         if key in explicit and s[key] is not None and s[key] != params[param]:
             raise ValueError(
                 f"Cannot resume with --{key.replace('_', '-')} {s[key]}: the run in {ckpt.parent} was trained "
                 f"with {params[param]}. Drop the option, or start a new run with --force."
             )
         s[key] = params[param]  # what the checkpoint was trained with is what continues
-    gan.set_params(max_epochs=int(s["epochs"]), verbose=progress)
+    gan.set_params(max_epochs=int(s["epochs"]), max_time=s["max_time"], train_classifier=s["train_classifier"],
+                   verbose=progress)
     return gan
 
 
 def _new_model(s: dict[str, Any], progress: bool) -> ConditionalDCGAN:
     from .gan import ConditionalDCGAN
 
-    return ConditionalDCGAN(
-        arch=s["arch"], latent_dim=int(s["latent_dim"]), width=None if s["width"] is None else int(s["width"]),
-        kernel_size=s["kernel_size"], max_epochs=int(s["epochs"]), batch_size=s["batch_size"], loss=s["loss"],
-        spectral_norm=bool(s["spectral_norm"]),
-        augment=None if str(s["augment"]).lower() in ("none", "") else s["augment"], ema=s["ema"],
-        device=s["device"], random_state=int(s["seed"]), verbose=progress,
-    )
+    params = {name: s[setting] for setting, name in ESTIMATOR_SETTINGS.items()}
+    if isinstance(params["augment"], str) and params["augment"].lower() in ("none", ""):
+        params["augment"] = None
+    if params["betas"] is not None:
+        params["betas"] = tuple(params["betas"])
+    return ConditionalDCGAN(**params, verbose=progress)
 
 
 def _prepare(run_dir: Path, *, fresh: bool, force: bool) -> _Workspace:
@@ -398,8 +400,8 @@ def _stored_settings(s: dict[str, Any]) -> dict[str, Any]:
 
 def _monitor(X: Any, y: Any, s: dict[str, Any], log: Path) -> Any:
     """The TrainingMonitor that writes its measurements into the log, or None when off."""
-    if not s["monitor_every"]:
-        return None
+    if not s["monitor_every"] or not s["train_classifier"]:
+        return None  # the monitor measures with the domain classifier
     from .metrics import TrainingMonitor
 
     def log_metrics(record: dict[str, Any]) -> None:

@@ -48,6 +48,36 @@ class DecayOrNone(click.ParamType):
         return decay
 
 
+class NumberOrNone(click.ParamType):
+    """A number within an estimator parameter's range (:class:`ganaug.params.Parameter`), or ``none``."""
+
+    name = "NUMBER|none"
+
+    def __init__(self, low: float | None, high: float | None, open: str) -> None:
+        self.range = click.FloatRange(low, high, min_open=open in ("low", "both"), max_open=open in ("high", "both"))
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None or str(value).strip().lower() == "none":
+            return None
+        return self.range.convert(value, param, ctx)
+
+
+class Pair(click.ParamType):
+    """``A,B``: two numbers, e.g. Adam's betas 0.5,0.999."""
+
+    name = "A,B"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None or str(value).strip().lower() == "none":
+            return None
+        parts = value if isinstance(value, (list, tuple)) else str(value).split(",")
+        try:
+            first, second = (float(v) for v in parts)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not two numbers A,B such as 0.5,0.999.", param, ctx)
+        return (first, second)
+
+
 class ValueRange(click.ParamType):
     """``LOW,HIGH``: the range of the data's values, e.g. 0,65535 for 16-bit images."""
 

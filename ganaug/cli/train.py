@@ -10,7 +10,9 @@ from typing import Any, NamedTuple
 import click
 from click.core import ParameterSource
 
+from ..params import PARAMETERS
 from ..run import (
+    ESTIMATOR_SETTINGS,
     RUN_FILE,
     TRAIN_DEFAULTS,
     TrainingInterrupted,
@@ -21,6 +23,8 @@ from ._options import (
     DEVICE_HELP,
     Channels,
     DecayOrNone,
+    NumberOrNone,
+    Pair,
     Size,
     ValueRange,
     check_device,
@@ -46,39 +50,48 @@ class TrainOption(NamedTuple):
         return self.flag.split("/")[0].removeprefix("--").replace("-", "_")
 
 
-# The options of a run's settings, in --help order.
+# Help that says more on the command line than the parameter's own.
+_CLI_HELP = {
+    "epochs": "Epochs to train in total (on --resume: the new total).",
+    "seed": "Seeds weights, batches and noise: the same seed gives the same run on a CPU.",
+    "device": DEVICE_HELP,
+}
+
+
+def _estimator_option(setting: str, name: str) -> TrainOption:
+    """The option of an estimator parameter, from its declaration in ganaug.params."""
+    p = PARAMETERS[name]
+    flag = "--" + setting.replace("_", "-")
+    help_text = _CLI_HELP.get(setting, p.help)
+    if setting == "ema":
+        return TrainOption(flag, DecayOrNone(), help_text)
+    if p.kind == "bool":
+        return TrainOption(f"{flag}/--no-{flag[2:]}", None, help_text)
+    if p.kind in ("int", "seed"):
+        low = 0 if p.kind == "seed" else p.low
+        return TrainOption(flag, click.IntRange(None if low is None else int(low),
+                                                None if p.high is None else int(p.high)), help_text)
+    kinds = {"float": NumberOrNone(p.low, p.high, p.open), "choice": click.Choice(list(p.choices)), "pair": Pair()}
+    metavar = {"text": "POLICY", "device": "DEVICE"}.get(p.kind)
+    return TrainOption(flag, kinds.get(p.kind), help_text, metavar)
+
+
+# The options of a run's settings, in --help order: how the data is read, the estimator's
+# parameters (ganaug.params; verbose is --quiet), what the run writes.
 TRAIN_OPTIONS = [
-    TrainOption("--epochs", click.IntRange(1), "Epochs to train in total (on --resume: the new total)."),
-    TrainOption("--batch-size", click.IntRange(2), "Default: 32 for dcgan, 256 for classic."),
     TrainOption("--image-size", Size(), "Resize image-folder images on load: 32 or HxW such as 28x32."),
     TrainOption("--channels", Channels(),
                 "Read image-folder images as grey (1) or RGB (3). Default: grey if all images are."),
-    TrainOption("--arch", click.Choice(["dcgan", "classic"]),
-                "dcgan: sized from the data; classic: the 28x28 TensorFlow DCGAN tutorial."),
-    TrainOption("--width", click.IntRange(1),
-                "Channels of the outermost network block (dcgan). Default: 32, or 64 below 16 pixels."),
-    TrainOption("--kernel-size", click.IntRange(2, 7),
-                "Kernel of dcgan's convolutions; odd adds a stride-1 block. Default: 4, or 5 below 16 pixels."),
-    TrainOption("--latent-dim", click.IntRange(1), "Size of the noise vector z."),
-    TrainOption("--loss", click.Choice(["bce", "hinge"]),
-                "Adversarial loss: hinge, or the classic binary cross-entropy (bce)."),
-    TrainOption("--spectral-norm/--no-spectral-norm", None, "Spectral normalisation of the discriminator's layers."),
-    TrainOption("--augment", None, "DiffAugment policy before the discriminator, comma-separated from color, "
-                "translation, cutout; 'none' turns it off.", metavar="POLICY"),
-    TrainOption("--ema", DecayOrNone(), "Sample from a moving average of the generator weights with this decay; "
-                "'none' samples from the trained generator itself."),
-    TrainOption("--device", None, DEVICE_HELP, metavar="DEVICE"),
-    TrainOption("--seed", click.IntRange(0),
-                "Seeds weights, batches and noise: the same seed gives the same run on a CPU."),
+    TrainOption("--value-range", ValueRange(),
+                "Range of the data's values, LOW,HIGH (e.g. 0,65535 for 16-bit images). Default: 0,255 for "
+                "8-bit images, 0,1 for floats."),
+    *(_estimator_option(setting, name) for setting, name in ESTIMATOR_SETTINGS.items()),
     TrainOption("--grid-every", click.IntRange(0),
                 "Write RUN_DIR/samples/epoch-NNNN.png every N epochs (0: only the final samples.png)."),
     TrainOption("--checkpoint-every", click.IntRange(1), "Save the checkpoint every N epochs (and at the end)."),
     TrainOption("--monitor-every", click.IntRange(0),
                 "Every N steps, measure a fixed sample (class fidelity, Fréchet distance, precision, recall, "
-                "density, coverage) and log it to RUN_DIR/log.jsonl; 0 turns it off."),
-    TrainOption("--value-range", ValueRange(),
-                "Range of the data's values, LOW,HIGH (e.g. 0,65535 for 16-bit images). Default: 0,255 for "
-                "8-bit images, 0,1 for floats."),
+                "density, coverage) and log it to RUN_DIR/log.jsonl; 0 (or --no-train-classifier) turns it off."),
 ]
 # Where a value the user gave comes from; anything else is click's default.
 _GIVEN = (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT, ParameterSource.PROMPT,
