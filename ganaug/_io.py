@@ -27,6 +27,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+# Exceptions a user can cause with bad input or settings; anything else is a bug. (FileNotFoundError
+# and FileExistsError are OSErrors; ganaug.CheckpointError is a ValueError.)
+USER_ERRORS = (ValueError, TypeError, OSError, FloatingPointError)
+# Data sources known by name, never read from a path (a folder named "digits" is not them).
+BUILTIN_SOURCES = ("digits",)
 # Marker file -> how to recognise ganaug's own copy of it (its first bytes).
 _MARKER_READ_LIMIT = 1 << 20
 MANIFEST_HEADER = "file,class,seed,model_sha256"
@@ -250,6 +255,11 @@ def _within(inner: Path, outer: Path) -> bool:
     return inner == outer or outer in inner.parents
 
 
+def is_builtin_source(source: Any) -> bool:
+    """Whether ``source`` names a built-in data set (``"digits"``) rather than a path."""
+    return isinstance(source, str) and source in BUILTIN_SOURCES
+
+
 def refuse_overlap(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLike | None]) -> None:
     """Refuse an output that is one of ``inputs`` (named by role), lies inside one, or holds one.
 
@@ -258,7 +268,7 @@ def refuse_overlap(out: str | os.PathLike, inputs: Mapping[str, str | os.PathLik
     """
     out_path = Path(out).resolve()
     for role, value in inputs.items():
-        if value is None or (str(value) == "digits" and not Path(value).exists()):
+        if value is None or is_builtin_source(value):
             continue
         in_path = Path(value).resolve()
         if _within(out_path, in_path) or _within(in_path, out_path):

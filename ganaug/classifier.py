@@ -41,20 +41,20 @@ class ClassifierConfig:
 class DomainClassifier(nn.Module):
     """Conv net for (N, C, H, W) images in [-1, 1]: ``features`` (N, 128) and class logits."""
 
-    def __init__(self, cfg: ClassifierConfig) -> None:
+    def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.config = config
         layers: list[nn.Module] = []
-        cin, size = cfg.channels, min(cfg.height, cfg.width)
+        cin, size = config.channels, min(config.height, config.width)
         for cout in (32, 64, 128):
             layers += [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
             if size >= 8:  # downsample while the map is large enough to keep structure
                 layers.append(nn.MaxPool2d(2))
                 size //= 2
             cin = cout
-        layers += [nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(cin * 4, cfg.feature_dim), nn.ReLU()]
+        layers += [nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(cin * 4, config.feature_dim), nn.ReLU()]
         self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(cfg.feature_dim, cfg.n_classes)
+        self.head = nn.Linear(config.feature_dim, config.n_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
@@ -124,5 +124,5 @@ def classifier_outputs(
         feats.append(f.cpu())
         probs.append(torch.softmax(model.head(f), dim=1).cpu())
     if not feats:
-        return torch.empty(0, model.cfg.feature_dim), torch.empty(0, model.cfg.n_classes)
+        return torch.empty(0, model.config.feature_dim), torch.empty(0, model.config.n_classes)
     return torch.cat(feats), torch.cat(probs)

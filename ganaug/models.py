@@ -81,6 +81,7 @@ class ModelConfig:
         d = dict(d)
         if d.get("extra") == {}:
             del d["extra"]  # an unused field that checkpoints of ganaug 0.1.0 hold, always empty
+        d.setdefault("embed_dim", 50)  # the code size of checkpoints saved before the field was stored
         check_dataclass_fields(cls, d, "model config")
         for name in ("g_widths", "d_widths", "base_size"):
             if name in d:
@@ -166,69 +167,69 @@ def _init_weights(module: nn.Module, scheme: str) -> None:
 class Generator(nn.Module):
     """(z, class index) -> image in [-1, 1], shape (N, C, H, W)."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.cfg = cfg
-        k = cfg.kernel_size
+        self.config = config
+        k = config.kernel_size
         # Padding that makes a stride-2 transposed conv exactly double the size, for odd or even k.
         up = {"kernel_size": k, "stride": 2, "padding": (k - 1) // 2, "output_padding": k % 2, "bias": False}
-        bh, bw = cfg.base_size
-        w0 = cfg.g_widths[0]
-        self.embed = nn.Embedding(cfg.n_classes, cfg.embed_dim)
+        bh, bw = config.base_size
+        w0 = config.g_widths[0]
+        self.embed = nn.Embedding(config.n_classes, config.embed_dim)
         self.project = nn.Sequential(
-            nn.Linear(cfg.latent_dim + cfg.embed_dim, w0 * bh * bw, bias=False),
+            nn.Linear(config.latent_dim + config.embed_dim, w0 * bh * bw, bias=False),
             nn.Unflatten(1, (w0, bh, bw)),
             nn.BatchNorm2d(w0),
-            nn.LeakyReLU(cfg.leak),
+            nn.LeakyReLU(config.leak),
         )
         layers: list[nn.Module] = []
-        widths = cfg.g_widths
-        if cfg.base_block:
+        widths = config.g_widths
+        if config.base_block:
             # Stride 1 at the base resolution, as in the classic tutorial; an odd kernel keeps the size.
             kb = k if k % 2 else k - 1
             layers += [nn.ConvTranspose2d(w0, widths[1], kb, 1, kb // 2, bias=False), nn.BatchNorm2d(widths[1]),
-                       nn.LeakyReLU(cfg.leak)]
+                       nn.LeakyReLU(config.leak)]
             widths = widths[1:]
         for cin, cout in zip(widths[:-1], widths[1:]):
-            layers += [nn.ConvTranspose2d(cin, cout, **up), nn.BatchNorm2d(cout), nn.LeakyReLU(cfg.leak)]
-        layers += [nn.ConvTranspose2d(widths[-1], cfg.channels, **up), nn.Tanh()]
+            layers += [nn.ConvTranspose2d(cin, cout, **up), nn.BatchNorm2d(cout), nn.LeakyReLU(config.leak)]
+        layers += [nn.ConvTranspose2d(widths[-1], config.channels, **up), nn.Tanh()]
         self.body = nn.Sequential(*layers)
-        _init_weights(self, cfg.init)
+        _init_weights(self, config.init)
         # Unit-variance class codes, like z: a tiny init would drown the class in the noise.
         nn.init.normal_(self.embed.weight, 0.0, 1.0)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         h = self.project(torch.cat([z, self.embed(labels)], dim=1))  # (N, w0, bh, bw)
         x = self.body(h)  # (N, C, bh * 2**stages, bw * 2**stages)
-        dh = (x.shape[2] - self.cfg.height) // 2
-        dw = (x.shape[3] - self.cfg.width) // 2
-        return x[:, :, dh : dh + self.cfg.height, dw : dw + self.cfg.width]
+        dh = (x.shape[2] - self.config.height) // 2
+        dw = (x.shape[3] - self.config.width) // 2
+        return x[:, :, dh : dh + self.config.height, dw : dw + self.config.width]
 
 
 class Discriminator(nn.Module):
     """(image, class index) -> real/fake logit, shape (N,). Projection conditioning."""
 
-    def __init__(self, cfg: ModelConfig) -> None:
+    def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        self.cfg = cfg
-        k, pad = cfg.kernel_size, (cfg.kernel_size - 1) // 2
+        self.config = config
+        k, pad = config.kernel_size, (config.kernel_size - 1) // 2
         layers: list[nn.Module] = []
-        cin, h, w = cfg.channels, cfg.height, cfg.width
-        for cout in cfg.d_widths:
+        cin, h, w = config.channels, config.height, config.width
+        for cout in config.d_widths:
             # Identity keeps the layer indices (state-dict keys) the same with or without dropout.
-            drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
-            layers += [nn.Conv2d(cin, cout, k, 2, pad), nn.LeakyReLU(cfg.leak), drop]
+            drop = nn.Dropout(config.dropout) if config.dropout > 0 else nn.Identity()
+            layers += [nn.Conv2d(cin, cout, k, 2, pad), nn.LeakyReLU(config.leak), drop]
             cin, h, w = cout, (h + 2 * pad - k) // 2 + 1, (w + 2 * pad - k) // 2 + 1
-        if cfg.minibatch_std:
+        if config.minibatch_std:
             layers.append(MinibatchStd())
             cin += 1
         layers.append(nn.Flatten())
         self.features = nn.Sequential(*layers)
         n_features = cin * h * w
         self.linear = nn.Linear(n_features, 1)
-        self.embed = nn.Embedding(cfg.n_classes, n_features)
-        _init_weights(self, cfg.init)
-        if cfg.spectral_norm:
+        self.embed = nn.Embedding(config.n_classes, n_features)
+        _init_weights(self, config.init)
+        if config.spectral_norm:
             # After initialisation: the parametrisation wraps the initialised weights.
             for m in list(self.modules()):
                 if isinstance(m, (nn.Conv2d, nn.Linear, nn.Embedding)):
@@ -293,10 +294,10 @@ def meta_device() -> Iterator[None]:
         yield
 
 
-def parameter_count(cfg: ModelConfig) -> int:
+def parameter_count(config: ModelConfig) -> int:
     """Parameters of both networks, counted on torch's meta device: nothing is allocated."""
     with meta_device():
-        generator, discriminator = Generator(cfg), Discriminator(cfg)
+        generator, discriminator = Generator(config), Discriminator(config)
     return sum(p.numel() for net in (generator, discriminator) for p in net.parameters())
 
 
@@ -305,14 +306,14 @@ def parameter_count(cfg: ModelConfig) -> int:
 _BYTES_PER_PARAMETER = 4 * 5
 
 
-def build_models(cfg: ModelConfig) -> tuple[Generator, Discriminator]:
-    """The two networks for ``cfg``; refuses sizes that could not be trained in this machine's memory."""
-    n = parameter_count(cfg)
+def build_models(config: ModelConfig) -> tuple[Generator, Discriminator]:
+    """The two networks for ``config``; refuses sizes that could not be trained in this machine's memory."""
+    n = parameter_count(config)
     if n * _BYTES_PER_PARAMETER > memory_budget():
         raise ValueError(
-            f"These settings make networks of {n:,} parameters (generator widths {list(cfg.g_widths)}, "
-            f"discriminator widths {list(cfg.d_widths)}), about {n * _BYTES_PER_PARAMETER / 2**30:.1f} GiB to train, "
+            f"These settings make networks of {n:,} parameters (generator widths {list(config.g_widths)}, "
+            f"discriminator widths {list(config.d_widths)}), about {n * _BYTES_PER_PARAMETER / 2**30:.1f} GiB to train, "
             f"more than half this machine's memory ({memory_budget() * 2 / 2**30:.1f} GiB). "
             "Lower width (--width) or latent_dim."
         )
-    return Generator(cfg), Discriminator(cfg)
+    return Generator(config), Discriminator(config)

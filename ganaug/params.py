@@ -4,9 +4,9 @@ Each parameter has one entry in :data:`PARAMETERS`: its default, the values it a
 a one-line meaning. From it come the estimator's scikit-learn ``_parameter_constraints``,
 the parameters :class:`ganaug.sklearn.GANOverSampler` accepts, the options of
 ``ganaug train`` and the ``NAME=VALUE`` settings of :func:`parse_setting`. Defaults that
-depend on the architecture are in :data:`ARCH_DEFAULTS`; those that depend on the image
-size (``width``, ``kernel_size``, ``dropout``) are computed by
-:func:`ganaug.models.model_config`.
+of the optimiser depend on the architecture and are in :data:`ARCH_DEFAULTS`; those of the
+networks (``width`` and ``kernel_size`` from the image size, ``dropout`` from the
+architecture) are computed by :func:`ganaug.models.model_config`.
 
 This module imports neither torch nor scikit-learn at import time, so that the command
 line's ``--help`` stays instant.
@@ -55,8 +55,14 @@ class Parameter:
             allowed: list = [Interval(number, self.low, self.high, closed=closed)]
         else:
             allowed = {"bool": ["boolean"], "choice": [StrOptions(set(self.choices))], "text": [str],
-                       "pair": [tuple, list], "seed": ["random_state"], "device": [str]}[self.kind]
+                       "pair": [tuple, list], "seed": ["random_state"], "device": [str, _torch_device()]}[self.kind]
         return [*allowed, None] if self.nullable else allowed
+
+
+def _torch_device() -> type:
+    import torch  # only when constraints are built: the estimator has imported torch by then
+
+    return torch.device
 
 
 P = Parameter

@@ -25,7 +25,11 @@ from .gan import ConditionalDCGAN
 from .grid import grid_image, grid_scale, save_png
 from .metrics import evaluate_generator
 
-__all__ = ["plot_losses", "write_report"]
+__all__ = ["REPORT_FILE", "REPORT_MARKERS", "plot_losses", "write_report"]
+
+REPORT_FILE = "report.json"
+# The marker of a report folder: force replaces only a folder that holds ganaug's report.json.
+REPORT_MARKERS = (REPORT_FILE,)
 
 
 def plot_losses(history: dict[str, list[float]], path: str | os.PathLike, *, window: int = 50) -> Path:
@@ -92,7 +96,7 @@ def write_report(
     if report is None:
         report = evaluate_generator(gan, X, y, train_X=train_X, train_y=train_y, random_state=random_state,
                                     **evaluate_kwargs)
-    paths = {"report": out / "report.json", "samples": out / "samples.png", "nearest": out / "nearest.png",
+    paths = {"report": out / REPORT_FILE, "samples": out / "samples.png", "nearest": out / "nearest.png",
              "losses": out / "losses.png"}
     atomic_write_bytes(paths["report"], json.dumps(report, indent=2).encode("utf-8"))
     scale = grid_scale(gan.image_shape_)

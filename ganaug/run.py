@@ -31,11 +31,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._io import (
+    USER_ERRORS,
     atomic_write_bytes,
     check_output_dir,
     clean_stale_partials,
     disk_errors,
     ganaug_marker,
+    is_builtin_source,
     non_empty_dir,
     refuse_overlap,
     set_aside,
@@ -392,8 +394,8 @@ def _stored_settings(s: dict[str, Any]) -> dict[str, Any]:
     """run.json: the settings, with a data path made absolute so a resume works from anywhere."""
     stored = dict(s)
     path = Path(str(s["data"]))
-    # A source that is not on disk is a name the loader knows (the built-in digits): kept as given.
-    stored["data"] = str(path.resolve()) if path.exists() else s["data"]
+    # A built-in data set's name is kept as given, like a path that does not exist (yet).
+    stored["data"] = str(path.resolve()) if path.exists() and not is_builtin_source(s["data"]) else s["data"]
     stored["ganaug_version"] = __version__
     return stored
 
@@ -411,9 +413,6 @@ def _monitor(X: Any, y: Any, s: dict[str, Any], log: Path) -> Any:
     return TrainingMonitor(X, y, random_state=int(s["seed"]), value_range=s["value_range"], on_record=log_metrics)
 
 
-# Exceptions bad data or settings cause (e.g. a network too large for memory): a fresh run
-# that fails with one keeps nothing.
-_USER_ERRORS = (ValueError, TypeError, OSError, FloatingPointError)
 
 
 def _fit(gan: ConditionalDCGAN, X: Any, y: Any, s: dict[str, Any], space: _Workspace, hook: EpochHook,
@@ -435,7 +434,7 @@ def _fit(gan: ConditionalDCGAN, X: Any, y: Any, s: dict[str, Any], space: _Works
             log.touch()
             gan.fit(X, y, resume=start_epoch > 0, callback=hook, monitor=_monitor(X, y, s, log),
                     monitor_every=int(s["monitor_every"]), value_range=s["value_range"])
-    except _USER_ERRORS:
+    except USER_ERRORS:
         space.undo(hook)
         raise
     except KeyboardInterrupt:

@@ -241,7 +241,7 @@ def iter_generate(
     batch_size = check_batch_size(batch_size)
     was_training = generator.training
     generator.eval()
-    latent_dim = generator.cfg.latent_dim  # type: ignore[union-attr]
+    latent_dim = generator.config.latent_dim  # type: ignore[union-attr]
     try:
         for start in range(0, labels.shape[0], batch_size):
             z = latents_from_seeds(seeds[start : start + batch_size], latent_dim).to(device)
@@ -260,10 +260,10 @@ def generate(
     batch_size: int = 512,
 ) -> torch.Tensor:
     """All images of :func:`iter_generate` in one (N, C, H, W) tensor."""
-    cfg = generator.cfg  # type: ignore[union-attr]
+    config = generator.config  # type: ignore[union-attr]
     chunks = list(iter_generate(generator, labels, seeds, device=device, batch_size=batch_size))
     if not chunks:
-        return torch.empty(0, cfg.channels, cfg.height, cfg.width)
+        return torch.empty(0, config.channels, config.height, config.width)
     return torch.cat(chunks)
 
 
@@ -317,8 +317,8 @@ def generate_filtered(
             kept += len(take)
             rate = max(ok.mean(), 1e-3)
         acceptance[c] = accepted / drawn if drawn else 1.0
-    cfg = generator.cfg  # type: ignore[union-attr]
-    empty = torch.empty(0, cfg.channels, cfg.height, cfg.width)
+    config = generator.config  # type: ignore[union-attr]
+    empty = torch.empty(0, config.channels, config.height, config.width)
     return (
         torch.cat(images) if images else empty,
         np.concatenate(labels) if labels else np.empty(0, np.int64),

@@ -25,6 +25,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._version import __version__
+from .checkpoint import is_checkpoint
 from .data import as_image_data
 from .gan import ConditionalDCGAN, resolve_device
 from .params import PARAMETERS, check_values, parameter_constraints
@@ -223,7 +224,7 @@ spectral_norm, dropout, minibatch_std, augment, ema, max_time, device, verbose
         path = None
         if self.cache_dir is not None:
             path = Path(self.cache_dir) / f"gan-{self._cache_key(X, y, seed)}"
-            if (path / "ganaug.json").is_file():
+            if is_checkpoint(path):
                 self.cache_hit_ = True
                 return ConditionalDCGAN.load(path, device=self.device)
         gan = ConditionalDCGAN(**self._gan_params(seed)).fit(data)  # data: X already checked as images

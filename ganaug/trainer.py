@@ -126,7 +126,7 @@ def train(
     with torch.random.fork_rng(**_fork_devices(device)):
         for epoch in range(state.epoch, config.max_epochs):
             records = []
-            for real, y, z in _epoch_batches(images, labels, batch_size, generator.cfg.latent_dim, seed, epoch):
+            for real, y, z in _epoch_batches(images, labels, batch_size, generator.config.latent_dim, seed, epoch):
                 fake = generator(z, y)  # (B, C, H, W)
                 # Update D: real -> 1, fake -> 0 (both through the same augmentation).
                 loss_d, d_real, d_fake = _update_discriminator(discriminator, opt_d, loss, real, fake.detach(), y,
@@ -201,7 +201,7 @@ def _update_discriminator(
     # Real and fake batches go through D in one pass (one spectral-norm power iteration and
     # fewer kernel launches: benchmarks/train_throughput.py); the minibatch-std layer must
     # see them apart, or its statistic would mix the two.
-    if not discriminator.cfg.minibatch_std:
+    if not discriminator.config.minibatch_std:
         logits = discriminator(diff_augment(torch.cat([real, fake]), augment), torch.cat([y, y]))  # (2B,)
         d_real, d_fake = logits[: len(real)], logits[len(real) :]
     else:
@@ -290,8 +290,8 @@ def standing_batchnorm_stats(
     generator.train()
     rng = torch.Generator().manual_seed(seed)
     for _ in range(n_batches):
-        z = torch.randn(batch_size, generator.cfg.latent_dim, generator=rng).to(device)
-        labels = torch.randint(0, generator.cfg.n_classes, (batch_size,), generator=rng).to(device)
+        z = torch.randn(batch_size, generator.config.latent_dim, generator=rng).to(device)
+        labels = torch.randint(0, generator.config.n_classes, (batch_size,), generator=rng).to(device)
         generator(z, labels)
     for m, momentum in zip(norms, momenta):
         m.momentum = momentum

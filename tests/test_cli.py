@@ -221,6 +221,13 @@ def test_train_config_file_and_command_line_precedence(tmp_path, shapes):
     run("train", shapes, "--config", toml, "--quiet")
     assert metadata(tmp_path / "run2")["model"]["latent_dim"] == 16
 
+    nulls = tmp_path / "nulls.json"  # JSON null turns a setting off, as 'none' does on the command line
+    nulls.write_text(json.dumps({"epochs": 1, "width": 8, "latent_dim": 16, "ema": None, "augment": None,
+                                 "batch_size": None}))
+    run("train", shapes, "--out", tmp_path / "run4", "--config", nulls, "--quiet")
+    params = metadata(tmp_path / "run4")["params"]
+    assert (params["ema"], params["augment"], params["batch_size"]) == (None, None, None)
+
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"epochz": 3}))
     assert_one_line_error(run("train", shapes, "--out", tmp_path / "run3", "--config", bad, ok=False), "epochz")

@@ -11,8 +11,8 @@ from ganaug.models import build_models, model_config
     "shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32), (3, 10, 13), (5, 64, 48), (1, 9, 100)]
 )
 def test_networks_sized_from_data(shape):
-    cfg = model_config("dcgan", shape, 4, latent_dim=16, width=8)
-    g, d = build_models(cfg)
+    config = model_config("dcgan", shape, 4, latent_dim=16, width=8)
+    g, d = build_models(config)
     z, y = torch.randn(3, 16), torch.tensor([0, 1, 3])
     x = g(z, y)
     assert tuple(x.shape) == (3, *shape)
@@ -21,9 +21,9 @@ def test_networks_sized_from_data(shape):
 
 
 def test_classic_preset_matches_tensorflow_tutorial():
-    cfg = model_config("classic", (1, 28, 28), 10)
-    g, d = build_models(cfg)
-    assert g.project[0].in_features == 100 + cfg.embed_dim
+    config = model_config("classic", (1, 28, 28), 10)
+    g, d = build_models(config)
+    assert g.project[0].in_features == 100 + config.embed_dim
     assert g.project[0].out_features == 7 * 7 * 256
     convs = [m for m in g.body if isinstance(m, nn.ConvTranspose2d)]
     assert [(m.in_channels, m.out_channels, m.kernel_size, m.stride) for m in convs] == [
@@ -37,7 +37,7 @@ def test_classic_preset_matches_tensorflow_tutorial():
     assert [(m.out_channels, m.kernel_size, m.stride) for m in dconvs] == [(64, (5, 5), (2, 2)), (128, (5, 5), (2, 2))]
     assert [m.p for m in d.features if isinstance(m, nn.Dropout)] == [0.3, 0.3]
     assert d.linear.in_features == 128 * 7 * 7 and d.linear.out_features == 1
-    assert math.isclose(cfg.leak, 0.3)
+    assert math.isclose(config.leak, 0.3)
 
 
 def test_classic_preset_takes_channels_from_data_but_not_other_sizes():
@@ -71,8 +71,8 @@ def test_spectral_norm_option():
 
 
 def test_dcgan_uses_4x4_stride_2_convolutions_only():
-    cfg = model_config("dcgan", (1, 28, 28), 10, width=32)
-    g, d = build_models(cfg)
+    config = model_config("dcgan", (1, 28, 28), 10, width=32)
+    g, d = build_models(config)
     convs = [m for m in g.body if isinstance(m, nn.ConvTranspose2d)]
     assert [(m.in_channels, m.out_channels, m.kernel_size, m.stride) for m in convs] == [
         (64, 32, (4, 4), (2, 2)),
@@ -87,8 +87,8 @@ def test_dcgan_uses_4x4_stride_2_convolutions_only():
 @pytest.mark.parametrize("shape, kernel, width", [((1, 8, 8), 5, 64), ((1, 12, 12), 5, 64), ((1, 16, 16), 4, 32),
                                                   ((3, 28, 28), 4, 32)])
 def test_dcgan_default_kernel_and_width_follow_the_image_size(shape, kernel, width):
-    cfg = model_config("dcgan", shape, 3)
-    assert (cfg.kernel_size, cfg.d_widths[0], cfg.g_widths[-1]) == (kernel, width, width)
+    config = model_config("dcgan", shape, 3)
+    assert (config.kernel_size, config.d_widths[0], config.g_widths[-1]) == (kernel, width, width)
 
 
 def test_dropout_is_the_tutorials_for_classic_and_off_for_dcgan():

@@ -99,3 +99,10 @@ def test_the_schema_imports_neither_torch_nor_sklearn():
 
     code = "import sys, ganaug.params; print(sorted(m for m in ('torch', 'sklearn') if m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
+
+
+def test_a_torch_device_is_a_device():
+    import torch
+
+    ConditionalDCGAN(device=torch.device("cpu"))._validate_params()
+    GANOverSampler(device=torch.device("cpu"))._validate_params()

@@ -84,3 +84,13 @@ def test_read_settings_of_a_corrupt_run_json(tmp_path):
     (tmp_path / RUN_FILE).write_text("{")
     with pytest.raises(ValueError, match="corrupt"):
         read_settings(tmp_path)
+
+
+def test_a_folder_named_digits_does_not_replace_the_built_in_digits(tmp_path, monkeypatch):
+    """'digits' names the built-in set wherever the run starts; run.json keeps the name."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "digits").mkdir()
+    train_run({"data": "digits", "epochs": 1, "width": 4, "latent_dim": 8, "monitor_every": 0, "grid_every": 0,
+               "train_classifier": False},
+              tmp_path / "run", progress=False)
+    assert read_settings(tmp_path / "run")["data"] == "digits"

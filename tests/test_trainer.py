@@ -45,8 +45,8 @@ def test_ema_generator_gets_batchnorm_stats_of_its_own_weights(digits):
         norm.running_var.fill_(100.0)
     standing_batchnorm_stats(ema, seed=0, device=torch.device("cpu"))
     rng = torch.Generator().manual_seed(1)
-    z = torch.randn(4096, ema.cfg.latent_dim, generator=rng)
-    labels = torch.randint(0, ema.cfg.n_classes, (4096,), generator=rng)
+    z = torch.randn(4096, ema.config.latent_dim, generator=rng)
+    labels = torch.randint(0, ema.config.n_classes, (4096,), generator=rng)
     with torch.no_grad():
         pre_norm = ema.project[:2](torch.cat([z, ema.embed(labels)], dim=1))  # (N, C, h, w) before BatchNorm
     own_mean, own_var = pre_norm.mean(dim=(0, 2, 3)), pre_norm.var(dim=(0, 2, 3))
@@ -139,10 +139,10 @@ def test_train_refuses_an_average_without_a_decay(digits):
 
     X, y = digits
     data = as_image_data(X[:64], y[:64])
-    cfg = ModelConfig(n_classes=10, channels=1, height=8, width=8, latent_dim=4, embed_dim=4, g_widths=(8, 8),
-                      d_widths=(8, 8), base_size=(2, 2))
-    generator = Generator(cfg)
+    model = ModelConfig(n_classes=10, channels=1, height=8, width=8, latent_dim=4, embed_dim=4, g_widths=(8, 8),
+                        d_widths=(8, 8), base_size=(2, 2))
+    generator = Generator(model)
     config = TrainConfig(max_epochs=1, batch_size=32, lr_g=1e-3, lr_d=1e-3, betas=(0.5, 0.999), loss="bce")
     with pytest.raises(ValueError, match="needs config.ema"):
-        train(generator, Discriminator(cfg), data, config, seed=0, device=torch.device("cpu"),
+        train(generator, Discriminator(model), data, config, seed=0, device=torch.device("cpu"),
               ema_generator=copy.deepcopy(generator))

@@ -44,10 +44,10 @@ def expected_tensors(document: dict[str, Any]) -> tuple[dict[str, Expected], dic
     Returns (name -> expected tensor, optimizer name -> parameter count, parameters of
     all networks). The networks are built on the meta device: nothing is allocated.
     """
-    cfg = ModelConfig.from_dict(document["model"])
+    config = ModelConfig.from_dict(document["model"])
     classifier_doc = document.get("classifier")
     with meta_device():
-        generator, discriminator = Generator(cfg), Discriminator(cfg)
+        generator, discriminator = Generator(config), Discriminator(config)
         classifier = DomainClassifier(ClassifierConfig.from_dict(classifier_doc)) if classifier_doc else None
     nets: list[tuple[str, torch.nn.Module]] = [("generator", generator), ("discriminator", discriminator)]
     if document["training"].get("ema") is not None:
@@ -187,7 +187,7 @@ def to_checkpoint(snap: Snapshot) -> tuple[dict[str, Any], dict[str, torch.Tenso
         "model": snap.model.to_dict(),
         "training": {**snap.training.to_dict(), "epoch": snap.state.epoch, "step": snap.state.step},
         "optimizers": optimizers,
-        "classifier": None if snap.classifier is None else snap.classifier.cfg.to_dict(),
+        "classifier": None if snap.classifier is None else snap.classifier.config.to_dict(),
         "data": {
             "classes": snap.classes.tolist(),
             "classes_dtype": snap.classes.dtype.str,
@@ -213,10 +213,10 @@ def from_checkpoint(document: dict[str, Any], tensors: dict[str, torch.Tensor], 
         data = document["data"]
         classes, spec = decode_classes(data), ArraySpec.from_dict(data["spec"])
         class_counts = np.asarray(data["class_counts"], dtype=np.int64)
-        classifier_cfg = ClassifierConfig.from_dict(document["classifier"]) if document.get("classifier") else None
+        classifier_config = ClassifierConfig.from_dict(document["classifier"]) if document.get("classifier") else None
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError) as exc:
         raise corrupt(exc) from exc
-    networks = _load_networks(model, config, classifier_cfg, tensors, where, corrupt)
+    networks = _load_networks(model, config, classifier_config, tensors, where, corrupt)
     generator, generator_ema = networks["generator"], None
     if networks.get("train_generator") is not None:
         generator, generator_ema = networks["train_generator"], generator
@@ -238,15 +238,15 @@ def from_checkpoint(document: dict[str, Any], tensors: dict[str, torch.Tensor], 
     )
 
 
-def _load_networks(model: ModelConfig, config: TrainConfig, classifier_cfg: ClassifierConfig | None,
+def _load_networks(model: ModelConfig, config: TrainConfig, classifier_config: ClassifierConfig | None,
                    tensors: dict[str, torch.Tensor], where: Path, corrupt: Any) -> dict[str, nn.Module]:
     try:
         # Every parameter and buffer is overwritten by the checkpoint's: build without
         # drawing from (or advancing) the caller's global RNG.
         with torch.random.fork_rng(devices=[]):
             networks: dict[str, nn.Module] = {"generator": Generator(model), "discriminator": Discriminator(model)}
-            if classifier_cfg is not None:
-                networks["classifier"] = DomainClassifier(classifier_cfg)
+            if classifier_config is not None:
+                networks["classifier"] = DomainClassifier(classifier_config)
     except (RuntimeError, ValueError, TypeError, IndexError) as exc:
         raise corrupt(exc, "model description") from exc
     if config.ema is not None:

@@ -225,25 +225,25 @@ def decode_classes(data: dict[str, Any]) -> np.ndarray:
     return classes
 
 
-def _check_model(cfg: ModelConfig) -> None:
-    if cfg.base_block and len(cfg.g_widths) < 2:
+def _check_model(config: ModelConfig) -> None:
+    if config.base_block and len(config.g_widths) < 2:
         raise Invalid("model.g_widths", "needs at least 2 widths when model.base_block is true")
-    stages = len(cfg.g_widths) - int(cfg.base_block)  # stride-2 blocks: each doubles the size
-    for i, side in enumerate((cfg.height, cfg.width)):
+    stages = len(config.g_widths) - int(config.base_block)  # stride-2 blocks: each doubles the size
+    for i, side in enumerate((config.height, config.width)):
         need = -(-side // 2**stages)
-        if cfg.base_size[i] != need:
-            raise Invalid(f"model.base_size[{i}]", f"is {cfg.base_size[i]}, but {stages} stride-2 generator blocks "
+        if config.base_size[i] != need:
+            raise Invalid(f"model.base_size[{i}]", f"is {config.base_size[i]}, but {stages} stride-2 generator blocks "
                            f"make a side of {side} pixels from {need}")
-    k, pad = cfg.kernel_size, (cfg.kernel_size - 1) // 2
-    h, w = cfg.height, cfg.width
-    for _ in cfg.d_widths:
+    k, pad = config.kernel_size, (config.kernel_size - 1) // 2
+    h, w = config.height, config.width
+    for _ in config.d_widths:
         h, w = (h + 2 * pad - k) // 2 + 1, (w + 2 * pad - k) // 2 + 1
         if h < 1 or w < 1:
-            raise Invalid("model.d_widths", f"{len(cfg.d_widths)} stride-2 convolutions of kernel {k} shrink "
-                           f"{cfg.height}x{cfg.width} images to nothing")
+            raise Invalid("model.d_widths", f"{len(config.d_widths)} stride-2 convolutions of kernel {k} shrink "
+                           f"{config.height}x{config.width} images to nothing")
 
 
-def _check_spec(spec: dict[str, Any], cfg: ModelConfig) -> None:
+def _check_spec(spec: dict[str, Any], config: ModelConfig) -> None:
     dtype = _simple_dtype(spec["dtype"], "biuf", "data.spec.dtype", 16)
     lo, hi = spec["value_range"]
     if not hi > lo:
@@ -258,7 +258,7 @@ def _check_spec(spec: dict[str, Any], cfg: ModelConfig) -> None:
         fits = -big <= lo and hi <= big
     if not fits:
         raise Invalid("data.spec.value_range", f"{[lo, hi]} does not fit the images' dtype {spec['dtype']}")
-    c, h, w = cfg.channels, cfg.height, cfg.width
+    c, h, w = config.channels, config.height, config.width
     layout, flat = spec["layout"], spec.get("flat_layout")
     if layout == "flat":
         if flat is None:
@@ -276,19 +276,19 @@ def _check_spec(spec: dict[str, Any], cfg: ModelConfig) -> None:
 
 def check_consistency(doc: dict[str, Any]) -> None:
     """Cross-field checks of a document that passed :func:`validate`; raises ``Invalid``."""
-    cfg = ModelConfig.from_dict(doc["model"])
-    _check_model(cfg)
+    config = ModelConfig.from_dict(doc["model"])
+    _check_model(config)
     classifier = doc.get("classifier")
     if classifier:
         for key in ("n_classes", "channels", "height", "width"):
-            if classifier[key] != getattr(cfg, key):
-                raise Invalid(f"classifier.{key}", f"is {classifier[key]} but model.{key} is {getattr(cfg, key)}")
+            if classifier[key] != getattr(config, key):
+                raise Invalid(f"classifier.{key}", f"is {classifier[key]} but model.{key} is {getattr(config, key)}")
     data = doc["data"]
     for key in ("classes", "class_counts"):
-        if len(data[key]) != cfg.n_classes:
-            raise Invalid(f"data.{key}", f"has {len(data[key])} entries but model.n_classes is {cfg.n_classes}")
+        if len(data[key]) != config.n_classes:
+            raise Invalid(f"data.{key}", f"has {len(data[key])} entries but model.n_classes is {config.n_classes}")
     decode_classes(data)
-    _check_spec(data["spec"], cfg)
+    _check_spec(data["spec"], config)
     training = doc["training"]
     try:
         check_policy(training.get("augment"))

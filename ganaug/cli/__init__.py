@@ -20,14 +20,14 @@ from typing import Any
 
 import click
 
+from .._io import (
+    USER_ERRORS,  # a user's mistake is one line; anything else keeps its traceback
+)
 from .._version import __version__
 from . import demo, evaluate, generate, info, train
 
 __all__ = ["main"]
 
-# Exceptions a user can cause with bad input; anything else is a bug and keeps its traceback.
-# (FileNotFoundError and FileExistsError are OSErrors; ganaug.CheckpointError is a ValueError.)
-USER_ERRORS = (ValueError, TypeError, OSError, FloatingPointError)
 
 
 def _one_line(exc: BaseException | str) -> str:

@@ -17,9 +17,6 @@ from ._options import (
     quiet_option,
 )
 
-# The marker of a report folder: --force replaces only a folder that holds ganaug's report.json.
-REPORT_MARKERS = ("report.json",)
-
 
 @click.command("evaluate")
 @click.argument("run_dir", type=click.Path(path_type=Path))
@@ -49,6 +46,7 @@ def command(run_dir: Path, data: str, n_per_class: int, seed: int, out: Path | N
     """
     from .._io import check_output_dir, disk_errors, refuse_overlap
     from ..checkpoint import read_metadata
+    from ..report import REPORT_MARKERS
 
     ckpt = checkpoint_path(run_dir)
     meta = read_metadata(ckpt)

@@ -77,9 +77,11 @@ def generate_set(run_dir: Path, out: Path, *, per_class: int | None = None, bala
 
 
 def _generate_text(r: dict[str, Any]) -> str:
+    from ..export import SAMPLES_NPZ
+
     per_class = "  ".join(f"{c}: {k}" for c, k in r["counts"].items())
     rate = f" ({r['images_per_s']:,.0f} images/s)" if r["images_per_s"] else ""
-    where = r["out"] if r["format"] == "imagefolder" else str(Path(r["out"]) / "samples.npz")
+    where = r["out"] if r["format"] == "imagefolder" else str(Path(r["out"]) / SAMPLES_NPZ)
     return "\n".join([
         f"Generated {r['total']:,} images in {r['seconds']:.1f} s{rate} into {where} ({r['format']}).",
         f"  per class  {per_class}",

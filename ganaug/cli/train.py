@@ -121,7 +121,10 @@ def read_config(path: Path) -> dict[str, Any]:
         raise ValueError(f"Cannot read config file {path}: {exc}") from exc
     if not isinstance(document, dict):
         raise ValueError(f"Config file {path} must hold a table of option names and values.")  # noqa: TRY004
-    config = {str(k).replace("-", "_"): v for k, v in document.items()}
+    # A null means None; click versions before 8.3 read None in a default_map as "not given", so
+    # pass the word the options accept for it ('none'), and leave out nulls that are the default.
+    config = {str(k).replace("-", "_"): "none" if v is None else v for k, v in document.items()
+              if not (v is None and TRAIN_DEFAULTS.get(str(k).replace("-", "_")) is None)}
     allowed = set(TRAIN_DEFAULTS) | {"out"}
     unknown = sorted(set(config) - allowed)
     if unknown:
@@ -200,7 +203,7 @@ def command(ctx: click.Context, data: str | None, out: Path | None, resume: bool
     saved = read_settings(out) if resume else None
     if given.get("data") is None and not (saved or {}).get("data"):
         raise click.UsageError(f"Missing argument 'DATA' (needed unless --resume finds RUN_DIR/{RUN_FILE}).")
-    if "device" in given:
-        check_device(given["device"])
+    # The device given, or the one a resumed run was started with, in command-line words.
+    check_device(given.get("device", (saved or {}).get("device", "auto")))
     result = run_training(given, out, resume=resume, force=force, progress=show_progress(quiet))
     emit(result, _train_text(result), quiet=quiet, as_json=as_json)

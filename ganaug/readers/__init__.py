@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .._io import is_builtin_source
 from .idx import is_idx_folder, load_idx, read_idx
 from .images import IMG_EXTENSIONS, load_image_folder, pil_pixels
 from .npz import load_npz
@@ -55,7 +56,7 @@ def load_source(source: str | os.PathLike, **kwargs: Any) -> tuple[np.ndarray, n
     and no class sub-folders of images; any other folder is an image folder. ``kwargs`` go
     to :func:`load_image_folder` (``image_size``, ``channels``).
     """
-    if isinstance(source, str) and source == "digits":
+    if is_builtin_source(source):
         return load_digits()
     path = Path(source)
     if not path.exists():
