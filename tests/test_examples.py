@@ -3,6 +3,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
 
 
@@ -35,3 +37,19 @@ def test_rare_classes_benchmark_runs():
     means = json.loads(out.stdout.split("mean over seeds:")[1])
     assert 0 <= means["rare_fidelity"] <= 1 and 0 <= means["common_fidelity"] <= 1
     assert means["steps"] == 17  # 550 images // batch 32
+
+
+@pytest.mark.slow
+def test_throughput_benchmark_runs(tmp_path, mnist_dir):
+    """benchmarks/throughput.py --quick (about a minute): every row and ratio is there and positive."""
+    import json
+
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--quick", "--data", str(mnist_dir),
+                          "--out", str(tmp_path / "t.json")], capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr
+    result = json.loads((tmp_path / "t.json").read_text())
+    assert [r["config"] for r in result["rows"]] == ["classic", "default"]
+    for row in result["rows"]:
+        assert row["plain_images_per_s"] > 0 and row["sampling_per_s"] > 0 and row["ratio_achieved_to_matmul"] > 0
+    assert result["machine"]["threads"] >= 1 and result["matmul_flops"]["fp32"] > 0
