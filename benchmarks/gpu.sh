@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The full downstream benchmark and the training throughput benchmark on a lent GPU.
+# The full downstream benchmark and the throughput benchmarks on a lent GPU.
 #
 #   bash benchmarks/gpu.sh                   # from the repository root, in its virtual environment
 #   SHARDS=4 bash benchmarks/gpu.sh          # fewer parallel processes
@@ -33,6 +33,9 @@ for arch in dcgan classic; do  # a failure here is reported and does not stop th
     "$PY" benchmarks/train_throughput.py --data "$MNIST" --arch $arch --device cuda \
         | tee -a "$OUT/train_throughput.jsonl" || echo "train_throughput --arch $arch failed" >&2
 done
+# ganaug beside a plain loop, sampling, matmul rates (fp32 and bf16) and the achieved share.
+"$PY" benchmarks/throughput.py --data "$MNIST" --device cuda --images 200000 --samples 1000000 --sample-batch 16384 \
+    --out "$OUT/throughput.json" | tail -n 4 || echo "throughput failed" >&2
 
 pids=()
 for ((k = 0; k < SHARDS; k++)); do
