@@ -323,11 +323,12 @@ def train_gan(X: np.ndarray, y: np.ndarray, gan_cfg: dict, seed: int, device: st
     probabilities stay near chance, so it cannot tell a good generator from a bad one."""
     from ganaug import ConditionalDCGAN
     from ganaug.metrics import evaluate_generator
+    from ganaug.params import resolve
 
     if gan_cfg["params"].get("arch") == "classic" and X.shape[1:3] != (28, 28):
         return None, {"skipped": f"the classic preset makes 28x28 images; these are {X.shape[1]}x{X.shape[2]}"}
     gan = ConditionalDCGAN(**gan_cfg["params"], random_state=seed, device=device, verbose=False)
-    batch = min(gan._train_config().batch_size, len(y))
+    batch = min(int(resolve(gan.get_params(), "batch_size")), len(y))
     gan.set_params(max_epochs=math.ceil(gan_cfg["steps"] / (len(y) // batch)))
     start = time.perf_counter()
     gan.fit(X, y)

@@ -40,6 +40,7 @@ from ganaug.data import as_image_data
 from ganaug.gan import resolve_device
 from ganaug.losses import get_loss
 from ganaug.models import build_models
+from ganaug.params import resolve
 
 DEFAULT_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile", "fma")
@@ -164,7 +165,7 @@ def main() -> None:
     configs = {"classic": {"arch": "classic"}, "default": {}}
     rows = []
     for name, params in configs.items():
-        batch = ConditionalDCGAN(**params)._train_config().batch_size
+        batch = int(resolve(ConditionalDCGAN(**params).get_params(), "batch_size"))
         steps = max(2, args.images // batch)
         full, gan = ganaug_rate(X, y, params, steps, args.device)
         same_work, _ = ganaug_rate(X, y, {**params, "augment": None, "ema": None}, steps, args.device)
