@@ -33,11 +33,19 @@ from .sampling import (
 )
 from .trainer import TrainConfig, TrainState, make_optimizers, train
 
-__all__ = ["ConditionalDCGAN", "resolve_device"]
+__all__ = ["ConditionalDCGAN", "DeviceError", "resolve_device"]
+
+
+class DeviceError(ValueError):
+    """A device torch cannot name (``unknown``), or one this machine does not have."""
+
+    def __init__(self, message: str, *, unknown: bool) -> None:
+        super().__init__(message)
+        self.unknown = unknown
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA, then MPS, then CPU; anything else must be available."""
+    """``"auto"`` -> CUDA, then MPS, then CPU; anything else must be available (else :class:`DeviceError`)."""
     if isinstance(device, str) and device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -48,11 +56,15 @@ def resolve_device(device: str | torch.device) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"Unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.") from exc
-    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
-        raise ValueError(f"Device {device!r} is not available on this machine; use device='cpu' or 'auto'.")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"Device {device!r} is not available on this machine; use device='cpu' or 'auto'.")
+        raise DeviceError(f"Unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'.",
+                          unknown=True) from exc
+    if dev.type == "cuda":
+        available = torch.cuda.is_available() and (dev.index or 0) < torch.cuda.device_count()
+    else:
+        available = dev.type != "mps" or bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if not available:
+        raise DeviceError(f"Device {device!r} is not available on this machine; use device='cpu' or 'auto'.",
+                          unknown=False)
     return dev
 
 

@@ -533,6 +533,12 @@ def test_device_not_available(tmp_path, shapes_run, command):
     assert not (tmp_path / "run").exists() and not (tmp_path / "gen").exists()
 
 
+def test_unknown_device_is_named_in_command_line_words(tmp_path, shapes_run):
+    result = run("generate", shapes_run, "--out", tmp_path / "gen", "--per-class", 1, "--device", "toaster", ok=False)
+    assert_one_line_error(result, "Unknown device 'toaster'", "use --device auto, cpu, cuda, cuda:N or mps")
+    assert not (tmp_path / "gen").exists()
+
+
 # --------------------------------------------------------------------------- interrupt and resume
 
 

@@ -134,18 +134,13 @@ def device_option(f: Callable) -> Callable:
 
 def check_device(device: str) -> Any:
     """The torch.device for ``device``, or a ValueError in command-line words."""
-    import torch
+    from ..gan import DeviceError, resolve_device
 
-    from ..gan import resolve_device
-
-    if device != "auto":
-        try:
-            torch.device(device)  # a name torch cannot parse is unknown; one it parses may be unavailable
-        except (RuntimeError, TypeError):
-            raise ValueError(f"Unknown device {device!r}; use --device auto, cpu, cuda, cuda:N or mps.") from None
     try:
         return resolve_device(device)
-    except ValueError as exc:
+    except DeviceError as exc:
+        if exc.unknown:
+            raise ValueError(f"Unknown device {device!r}; use --device auto, cpu, cuda, cuda:N or mps.") from None
         raise ValueError(
             f"Device {device!r} is not available on this machine; use --device cpu or --device auto."
         ) from exc
