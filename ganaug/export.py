@@ -208,15 +208,16 @@ def _write_pngs(gan: ConditionalDCGAN, partial: Path, plan: dict[Any, int], *, s
     from PIL import Image
 
     digits = max(6, len(str(max(sum(plan.values()) - 1, 0))))
+    folders = {c: _folder_name(c) for c in plan}
     for c, k in plan.items():
         if k:
-            (partial / _folder_name(c)).mkdir()
+            (partial / folders[c]).mkdir()
     for c, index, images, seeds in _batches(gan, plan, seed=seed, batch_size=batch_size, output="tensor"):
         arr = to_uint8(images)  # (m, C, H, W)
         arr = arr[:, 0] if arr.shape[1] == 1 else arr.transpose(0, 2, 3, 1)
         rows = []
         for j in range(len(arr)):
-            rel = f"{_folder_name(c)}/{index + j:0{digits}d}.png"
+            rel = f"{folders[c]}/{index + j:0{digits}d}.png"
             Image.fromarray(arr[j]).save(partial / rel, format="PNG")
             rows.append((rel, str(c), int(seeds[j])))
         yield rows

@@ -50,8 +50,8 @@ from .params import PARAMETERS
 if TYPE_CHECKING:
     from .gan import ConditionalDCGAN
 
-__all__ = ["LOG_FILE", "RUN_FILE", "RUN_MARKERS", "TRAIN_DEFAULTS", "EpochHook", "TrainingInterrupted",
-           "checkpoint_path", "read_settings", "train_run", "truncate_log"]
+__all__ = ["CHECKPOINT_DIR", "LOG_FILE", "RUN_FILE", "RUN_MARKERS", "TRAIN_DEFAULTS", "EpochHook",
+           "TrainingInterrupted", "checkpoint_path", "read_settings", "train_run", "truncate_log"]
 
 # A run's settings: the keys of run.json and their defaults. Every estimator parameter is
 # one (ganaug.params declares it), under the name users know from the command line, except
@@ -73,10 +73,11 @@ _FIXED_ON_RESUME = ("arch", "latent_dim", "embed_dim", "width", "kernel_size", "
                     "loss", "spectral_norm", "dropout", "minibatch_std", "augment", "ema", "seed")
 RUN_FILE = "run.json"
 LOG_FILE = "log.jsonl"
+CHECKPOINT_DIR = "checkpoint"
 # The marker of a run directory: force=True replaces only a folder that holds ganaug's run.json.
 RUN_MARKERS = (RUN_FILE,)
 # What a run writes; none of them may be a link out of the run directory.
-_RUN_ENTRIES = (RUN_FILE, LOG_FILE, "checkpoint", "samples", "samples.png", "losses.png")
+_RUN_ENTRIES = (RUN_FILE, LOG_FILE, CHECKPOINT_DIR, "samples", "samples.png", "losses.png")
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -89,12 +90,12 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 def checkpoint_path(run_dir: str | os.PathLike) -> Path:
     """RUN_DIR/checkpoint, or RUN_DIR itself when it is a checkpoint directory."""
-    from .checkpoint import CONFIG_NAME
+    from .checkpoint import is_checkpoint
 
     run_dir = Path(run_dir)
-    if (run_dir / CONFIG_NAME).is_file() and not (run_dir / "checkpoint").is_dir():
+    if is_checkpoint(run_dir) and not (run_dir / CHECKPOINT_DIR).is_dir():
         return run_dir
-    return run_dir / "checkpoint"
+    return run_dir / CHECKPOINT_DIR
 
 
 def read_settings(run_dir: str | os.PathLike) -> dict[str, Any] | None:
@@ -172,7 +173,7 @@ class EpochHook:
         # The log line goes first: a kill before the checkpoint leaves a line that a resume rewrites.
         _append_line(self.run_dir / LOG_FILE, record)
         if state.epoch % self.checkpoint_every == 0 or state.epoch >= gan.max_epochs:
-            gan.save(self.run_dir / "checkpoint", overwrite=True)
+            gan.save(self.run_dir / CHECKPOINT_DIR, overwrite=True)
             self.saved_epoch = state.epoch
         if self.grid_every and state.epoch % self.grid_every == 0:
             (self.run_dir / "samples").mkdir(exist_ok=True)
@@ -254,7 +255,7 @@ def train_run(settings: dict[str, Any], run_dir: str | os.PathLike, *, resume: b
     _check_run_dir(run_dir, s["data"], resume=resume, force=force)
     resolve_device(s["device"])
     X, y = _load_training_data(s["data"], image_size=s["image_size"], channels=s["channels"])
-    ckpt = run_dir / "checkpoint"
+    ckpt = run_dir / CHECKPOINT_DIR
     gan = _resumed_model(ckpt, s, explicit, progress) if resume and is_checkpoint(ckpt) else None
     space = _prepare(run_dir, fresh=gan is None, force=force)
     if gan is None:
@@ -304,7 +305,7 @@ def _check_run_dir(run_dir: Path, data: Any, *, resume: bool, force: bool) -> No
     if non_empty_dir(run_dir) and resume:
         if run_dir.is_symlink():
             check_output_dir(run_dir, force=True, what="Run directory")  # refuses the link in one line
-        if not (ganaug_marker(run_dir, RUN_MARKERS) or is_checkpoint(run_dir / "checkpoint")):
+        if not (ganaug_marker(run_dir, RUN_MARKERS) or is_checkpoint(run_dir / CHECKPOINT_DIR)):
             raise FileExistsError(
                 f"{run_dir} holds no ganaug run to resume (no {RUN_FILE} of ganaug's, no checkpoint/); "
                 "choose another --out or drop --resume."
@@ -379,7 +380,7 @@ def _prepare(run_dir: Path, *, fresh: bool, force: bool) -> _Workspace:
 
     replaced = None
     with disk_errors(run_dir):
-        if is_checkpoint(run_dir / "checkpoint"):
+        if is_checkpoint(run_dir / CHECKPOINT_DIR):
             # A run replaced by a forced run that was killed after saving an epoch. (Killed
             # before that, the set-aside run is all there is: it stays, as RUN.old-PID.)
             clean_stale_partials(run_dir)
@@ -411,8 +412,6 @@ def _monitor(X: Any, y: Any, s: dict[str, Any], log: Path) -> Any:
                            "metrics": {k: v for k, v in record.items() if k not in ("epoch", "step")}})
 
     return TrainingMonitor(X, y, random_state=int(s["seed"]), value_range=s["value_range"], on_record=log_metrics)
-
-
 
 
 def _fit(gan: ConditionalDCGAN, X: Any, y: Any, s: dict[str, Any], space: _Workspace, hook: EpochHook,
@@ -452,7 +451,7 @@ def _interrupted(gan: ConditionalDCGAN, s: dict[str, Any], space: _Workspace, ho
     # epochs are done; then that epoch can be saved.
     done = hook.completed >= int(s["epochs"])
     if (hook.in_callback or done) and hook.saved_epoch < hook.completed and hasattr(gan, "generator_"):
-        gan.save(space.run_dir / "checkpoint", overwrite=True)
+        gan.save(space.run_dir / CHECKPOINT_DIR, overwrite=True)
         hook.saved_epoch = hook.completed
     hint = f"ganaug train --resume --out {shlex.quote(str(space.run_dir))}"
     if hook.saved_epoch:

@@ -20,14 +20,12 @@ from typing import Any
 
 import click
 
-from .._io import (
-    USER_ERRORS,  # a user's mistake is one line; anything else keeps its traceback
-)
+# USER_ERRORS: a user's mistake is one line; anything else keeps its traceback.
+from .._io import USER_ERRORS
 from .._version import __version__
 from . import demo, evaluate, generate, info, train
 
 __all__ = ["main"]
-
 
 
 def _one_line(exc: BaseException | str) -> str:
