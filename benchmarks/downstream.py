@@ -371,15 +371,15 @@ class Run:
         self.sk_cfg = spec.get("sklearn", cfg["sklearn"])
         self.fill = {c: int(round(cfg["gan"]["fill"] * self.counts.max())) for c in range(n_classes)}
         self._gans: dict[str, tuple[Any, dict]] = {}
-        self._data, self._dataset = data, dataset
+        self._data = data
         self._filter_failed: str | None = None
 
     def gan(self, which: str) -> tuple[Any, dict]:
         if which not in self._gans:
             gan_cfg = self.cfg["gan"] if which == "gan" else self.cfg["gan_classic"]
             self._gans[which] = train_gan(self.X, self.y, gan_cfg, self.seed, self.device, self.X_val, self.y_val,
-                                          self.cfg["quality"], pool_judge(self.cfg, self._dataset, self._data,
-                                                                          self.device))
+                                          self.cfg["quality"], pool_judge(self._data, self.cnn_cfg,
+                                                                          self.cfg["split_seed"], self.device))
         return self._gans[which]
 
     def classical(self, salt: int) -> Classical:
@@ -502,14 +502,13 @@ def prepare(cfg: dict, dataset: str, device: str = "cpu") -> dict | str:
     return {"X": X, "y": y, "pool": pool, "test": test, "majority": majority, "pool_smallest": smallest}
 
 
-def pool_judge(cfg: dict, dataset: str, data: dict, device: str) -> nn.Module:
+def pool_judge(data: dict, cnn_cfg: dict, split_seed: int, device: str) -> nn.Module:
     """The judge of GAN samples: the benchmark's CNN on the whole pool (never the test split),
     trained once per dataset, on the first GAN that needs it (--tune and skipped regimes never do)."""
     if "judge" not in data:
         X, y, pool = data["X"], data["y"], data["pool"]
         data["judge"] = train_cnn(ArrayDataset(X[pool], y[pool], ImageTransform()), int(y.max()) + 1,
-                                  to_chw_float(X[0]).shape, cfg["datasets"][dataset].get("cnn", cfg["cnn"]),
-                                  cfg["split_seed"], device)
+                                  to_chw_float(X[0]).shape, cnn_cfg, split_seed, device)
     return data["judge"]
 
 
