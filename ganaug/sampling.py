@@ -21,6 +21,7 @@ from torch import nn
 
 from ._io import memory_budget
 from .classifier import DomainClassifier, classifier_outputs
+from .fastpath import FastPath
 
 MAX_SEED = 2**63 - 1
 
@@ -229,10 +230,13 @@ def iter_generate(
     *,
     device: torch.device | str = "cpu",
     batch_size: int = 512,
+    precision: str = "fp32",
 ) -> Iterator[torch.Tensor]:
-    """Yield generated images in batches: (B, C, H, W) in [-1, 1] on the CPU.
+    """Yield generated images in batches: (B, C, H, W) float32 in [-1, 1] on the CPU.
 
     ``labels`` are class indices, ``seeds`` one seed per image; both of length N.
+    ``precision`` ``"bf16"`` runs the generator under bf16 autocast (resolve ``"auto"``
+    with :func:`ganaug.fastpath.resolve_precision` first).
     """
     labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     seeds = check_seeds(seeds)
@@ -242,11 +246,14 @@ def iter_generate(
     was_training = generator.training
     generator.eval()
     latent_dim = generator.config.latent_dim  # type: ignore[union-attr]
+    path = FastPath(torch.device(device), precision=precision)
     try:
         for start in range(0, labels.shape[0], batch_size):
             z = latents_from_seeds(seeds[start : start + batch_size], latent_dim).to(device)
             y = labels[start : start + batch_size].to(device)
-            yield generator(z, y).float().cpu()
+            with path.autocast():
+                images = generator(z, y)
+            yield images.float().cpu()
     finally:
         generator.train(was_training)
 
@@ -258,10 +265,11 @@ def generate(
     *,
     device: torch.device | str = "cpu",
     batch_size: int = 512,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """All images of :func:`iter_generate` in one (N, C, H, W) tensor."""
     config = generator.config  # type: ignore[union-attr]
-    chunks = list(iter_generate(generator, labels, seeds, device=device, batch_size=batch_size))
+    chunks = list(iter_generate(generator, labels, seeds, device=device, batch_size=batch_size, precision=precision))
     if not chunks:
         return torch.empty(0, config.channels, config.height, config.width)
     return torch.cat(chunks)
@@ -276,6 +284,7 @@ def generate_filtered(
     *,
     device: torch.device | str = "cpu",
     batch_size: int = 512,
+    precision: str = "fp32",
     max_draws_per_sample: int = 50,
 ) -> tuple[torch.Tensor, np.ndarray, np.ndarray, dict[int, float]]:
     """Generate exactly ``counts[c]`` images per class index ``c`` that the domain
@@ -305,7 +314,8 @@ def generate_filtered(
             m = min(max(16, int(np.ceil((need - kept) / max(rate, 0.02) * 1.2))), max_draws_per_sample * need - drawn)
             cand_seeds = seeds_for(next_seed, m)
             next_seed += m
-            cand = generate(generator, np.full(m, c), cand_seeds, device=device, batch_size=batch_size)
+            cand = generate(generator, np.full(m, c), cand_seeds, device=device, batch_size=batch_size,
+                            precision=precision)
             _, probs = classifier_outputs(classifier, cand)
             ok = (probs[:, c] >= threshold).numpy()
             take = np.flatnonzero(ok)[: need - kept]

@@ -66,7 +66,7 @@ class GANOverSampler(BaseOverSampler):
         ``sklearn.frozen.FrozenEstimator(gan)`` when the sampler will be cloned. A model
         trained outside the folds sees their test rows: only use one trained elsewhere.
     arch, latent_dim, embed_dim, width, kernel_size, max_epochs, batch_size, lr_g, lr_d, betas, loss, \
-spectral_norm, dropout, minibatch_std, augment, ema, max_time, device, verbose
+spectral_norm, dropout, minibatch_std, augment, ema, max_time, precision, compile, device, verbose
         Passed to :class:`ganaug.ConditionalDCGAN`, with its defaults (``verbose`` is
         False here: a sampler runs inside pipelines and cross-validation loops).
     train_classifier : bool or None, default=None
@@ -138,9 +138,7 @@ spectral_norm, dropout, minibatch_std, augment, ema, max_time, device, verbose
         kernel_size: int | None = None,
         max_epochs: int = 50,
         batch_size: int | None = None,
-        lr_g: float | None = None,
-        lr_d: float | None = None,
-        betas: tuple[float, float] | None = None,
+        lr_g: float | None = None, lr_d: float | None = None, betas: tuple[float, float] | None = None,
         loss: str = "hinge",
         spectral_norm: bool = True,
         dropout: float | None = None,
@@ -150,7 +148,7 @@ spectral_norm, dropout, minibatch_std, augment, ema, max_time, device, verbose
         max_time: float | None = None,
         train_classifier: bool | None = None,
         filter: float | None = None,  # noqa: A002
-        device: str = "auto",
+        precision: str = "auto", compile: str = "off", device: str = "auto",  # noqa: A002
         cache_dir: str | os.PathLike | None = None,
         verbose: bool = False,
     ) -> None:
@@ -178,6 +176,8 @@ spectral_norm, dropout, minibatch_std, augment, ema, max_time, device, verbose
         self.max_time = max_time
         self.train_classifier = train_classifier
         self.filter = filter
+        self.precision = precision
+        self.compile = compile
         self.device = device
         self.cache_dir = cache_dir
         self.verbose = verbose

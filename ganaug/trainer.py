@@ -19,6 +19,7 @@ from torch import nn
 from ._io import check_dataclass_fields
 from .augment import diff_augment
 from .data import ImageData
+from .fastpath import FastPath, fast_path
 from .losses import GANLoss, get_loss
 from .models import Discriminator, Generator
 
@@ -39,6 +40,8 @@ class TrainConfig:
     augment: str | None = None  # DiffAugment policy, e.g. "color,translation,cutout"
     ema: float | None = None  # decay of the generator's exponential moving average
     max_time: float | None = None  # seconds; training stops after the epoch that passes it
+    precision: str = "auto"  # ganaug.fastpath.PRECISIONS, resolved per device when training starts
+    compile: str = "off"  # ganaug.fastpath.COMPILE_MODES
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -65,10 +68,11 @@ class TrainState:
 
 
 def make_optimizers(
-    generator: nn.Module, discriminator: nn.Module, config: TrainConfig
+    generator: nn.Module, discriminator: nn.Module, config: TrainConfig, *, fused: bool = False
 ) -> tuple[torch.optim.Adam, torch.optim.Adam]:
-    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=config.betas)
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=config.betas)
+    """Adam for each network; ``fused`` takes the one-kernel implementation (``FastPath.fused``)."""
+    opt_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=config.betas, fused=fused or None)
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=config.betas, fused=fused or None)
     return opt_g, opt_d
 
 
@@ -100,6 +104,7 @@ def train(
     monitor: Callable[[TrainState], None] | None = None,
     monitor_every: int = 0,
     verbose: bool = True,
+    path: FastPath | None = None,
 ) -> TrainState:
     """Train ``generator`` and ``discriminator`` on ``data`` until ``config.max_epochs``.
 
@@ -109,14 +114,17 @@ def train(
     ``config.max_time``. ``monitor(state)`` runs every ``monitor_every`` steps, mid-epoch
     (e.g. to measure samples); it must not draw from the global torch RNG. Raises
     ``FloatingPointError`` when a loss becomes NaN or inf (the models are then unusable;
-    keep the last checkpoint).
+    keep the last checkpoint). ``path`` overrides the fast paths chosen for ``device`` and
+    ``config.precision`` / ``config.compile`` (:func:`ganaug.fastpath.fast_path`).
     """
     if ema_generator is not None and config.ema is None:
         raise ValueError("An ema_generator needs config.ema, the decay of its moving average.")
     state = state or TrainState()
-    opt_g, opt_d = optimizers or make_optimizers(generator, discriminator, config)
+    path = path or fast_path(device, config.precision, config.compile)
+    opt_g, opt_d = optimizers or make_optimizers(generator, discriminator, config, fused=path.fused)
     loss = get_loss(config.loss)
-    images, labels = data.images.to(device), data.labels.to(device)  # (N, C, H, W), (N,)
+    images, labels = path.batch(data.images.to(device)), data.labels.to(device)  # (N, C, H, W), (N,)
+    generator_step, discriminator_step = path.compiled(generator), path.compiled(discriminator)
     batch_size = min(config.batch_size, len(images))
     average = _Average(ema_generator, config.ema, seed, device)
     started = time.perf_counter()
@@ -126,17 +134,11 @@ def train(
     with torch.random.fork_rng(**_fork_devices(device)):
         for epoch in range(state.epoch, config.max_epochs):
             records = []
-            for real, y, z in _epoch_batches(images, labels, batch_size, generator.config.latent_dim, seed, epoch):
-                fake = generator(z, y)  # (B, C, H, W)
-                # Update D: real -> 1, fake -> 0 (both through the same augmentation).
-                loss_d, d_real, d_fake = _update_discriminator(discriminator, opt_d, loss, real, fake.detach(), y,
-                                                               config.augment)
-                # Update G: make D call the same fakes real.
-                loss_g = loss.g_loss(discriminator(diff_augment(fake, config.augment), y))
-                _step(opt_g, loss_g)
+            for real, y, z in _epoch_batches(images, labels, batch_size, generator.config.latent_dim, seed, epoch,
+                                             on_device=path.device_rng):
+                records.append(_adversarial_step(generator_step, discriminator_step, (opt_g, opt_d), loss, real, y, z,
+                                                 config.augment, path))
                 average.update(generator, state.step)
-                records.append(torch.stack([loss_d.detach(), loss_g.detach(), d_real.detach().mean(),
-                                            d_fake.detach().mean()]))
                 state.step += 1
                 bar.update(1)
                 if monitor is not None and monitor_every > 0 and state.step % monitor_every == 0:
@@ -173,18 +175,43 @@ def _progress_bar(config: TrainConfig, steps_per_epoch: int, state: TrainState, 
 
 
 def _epoch_batches(
-    images: torch.Tensor, labels: torch.Tensor, batch_size: int, latent_dim: int, seed: int, epoch: int
+    images: torch.Tensor, labels: torch.Tensor, batch_size: int, latent_dim: int, seed: int, epoch: int,
+    *, on_device: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """One epoch of (real (B, C, H, W), labels (B,), z (B, latent_dim)), shuffled and drawn
     from the epoch's own RNG; also seeds the global RNG (dropout) for the epoch. The last
-    incomplete batch is dropped (BatchNorm dislikes tiny batches)."""
+    incomplete batch is dropped (BatchNorm dislikes tiny batches).
+
+    ``on_device`` draws the permutation and the noise with a generator on the images'
+    device (no host-to-device copy per step; a different, equally seeded stream)."""
     device = images.device
-    rng = torch.Generator().manual_seed(_epoch_seed(seed, epoch))
+    draw_on = device if on_device else torch.device("cpu")
+    rng = torch.Generator(device=draw_on).manual_seed(_epoch_seed(seed, epoch))
     torch.manual_seed(_epoch_seed(seed + 1, epoch))  # dropout, inside the caller's forked RNG
-    perm = torch.randperm(len(images), generator=rng).to(device)
+    perm = torch.randperm(len(images), generator=rng, device=draw_on).to(device)
     for i in range(len(images) // batch_size):
         idx = perm[i * batch_size : (i + 1) * batch_size]
-        yield images[idx], labels[idx], torch.randn(batch_size, latent_dim, generator=rng).to(device)
+        z = torch.randn(batch_size, latent_dim, generator=rng, device=draw_on).to(device)
+        yield images[idx], labels[idx], z
+
+
+def _adversarial_step(
+    generator: Any, discriminator: Any, optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
+    loss: GANLoss, real: torch.Tensor, y: torch.Tensor, z: torch.Tensor, augment: str | None, path: FastPath,
+) -> torch.Tensor:
+    """One D step and one G step (either network may be its compiled view); returns the
+    step's record (d_loss, g_loss, mean real logit, mean fake logit), still on the device."""
+    opt_g, opt_d = optimizers
+    with path.autocast():
+        fake = generator(z, y)  # (B, C, H, W)
+    # Update D: real -> 1, fake -> 0 (both through the same augmentation).
+    loss_d, d_real, d_fake = _update_discriminator(discriminator, opt_d, loss, real, fake.detach(), y, augment, path)
+    # Update G: make D call the same fakes real.
+    with path.autocast():
+        logits = discriminator(diff_augment(fake, augment), y)
+    loss_g = loss.g_loss(logits.float())
+    _step(opt_g, loss_g)
+    return torch.stack([loss_d.detach(), loss_g.detach(), d_real.detach().mean(), d_fake.detach().mean()])
 
 
 def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
@@ -195,21 +222,28 @@ def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
 
 def _update_discriminator(
     discriminator: Discriminator, opt_d: torch.optim.Optimizer, loss: GANLoss, real: torch.Tensor,
-    fake: torch.Tensor, y: torch.Tensor, augment: str | None,
+    fake: torch.Tensor, y: torch.Tensor, augment: str | None, path: FastPath,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One step of D on real and (detached) fake images; returns its loss and both logits."""
+    """One step of D on real and (detached) fake images; returns its loss and both logits (fp32).
+    ``discriminator`` may be its compiled view (``FastPath.compiled``)."""
     # Real and fake batches go through D in one pass (one spectral-norm power iteration and
     # fewer kernel launches: benchmarks/train_throughput.py); the minibatch-std layer must
     # see them apart, or its statistic would mix the two.
-    if not discriminator.config.minibatch_std:
-        logits = discriminator(diff_augment(torch.cat([real, fake]), augment), torch.cat([y, y]))  # (2B,)
-        d_real, d_fake = logits[: len(real)], logits[len(real) :]
-    else:
-        d_real = discriminator(diff_augment(real, augment), y)
-        d_fake = discriminator(diff_augment(fake, augment), y)
+    with path.autocast():
+        if not _config(discriminator).minibatch_std:
+            logits = discriminator(diff_augment(torch.cat([real, fake]), augment), torch.cat([y, y]))  # (2B,)
+            d_real, d_fake = logits[: len(real)], logits[len(real) :]
+        else:
+            d_real = discriminator(diff_augment(real, augment), y)
+            d_fake = discriminator(diff_augment(fake, augment), y)
+    d_real, d_fake = d_real.float(), d_fake.float()
     loss_d = loss.d_loss(d_real, d_fake)
     _step(opt_d, loss_d)
     return loss_d, d_real, d_fake
+
+
+def _config(module: Any) -> Any:
+    return getattr(module, "_orig_mod", module).config  # a compiled view keeps the module as _orig_mod
 
 
 def _end_epoch(state: TrainState, epoch: int, records: list[torch.Tensor], bar: Any) -> None:
