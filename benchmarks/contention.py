@@ -2,6 +2,7 @@
 
     python benchmarks/contention.py                  # MNIST from ../shared, default configuration
     python benchmarks/contention.py --busy 2         # two busy processes
+    python benchmarks/contention.py --threads 2 --wait-policy active passive   # both, side by side
 
 For each thread count (1 .. the machine's cores) it trains the default ConditionalDCGAN
 for --images images on an idle machine, then again while --busy processes spin on the
@@ -69,21 +70,23 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=2, help="timed epochs after a warm-up epoch")
     p.add_argument("--busy", type=int, default=1, help="busy processes while contended")
     p.add_argument("--threads", type=int, nargs="*", default=None, help="default: 1 .. os.cpu_count()")
-    p.add_argument("--wait-policy", choices=["active", "passive"], help="OMP_WAIT_POLICY of the measured process")
+    p.add_argument("--wait-policy", choices=["active", "passive"], nargs="*", default=[None],
+                   help="OMP_WAIT_POLICY of the measured process; several are measured side by side")
     args = p.parse_args()
     counts = args.threads or list(range(1, (os.cpu_count() or 1) + 1))
     rows = []
     for threads in counts:
-        idle = measure(threads, args.data, args.n, args.epochs, 0, args.wait_policy)
-        busy = measure(threads, args.data, args.n, args.epochs, args.busy, args.wait_policy)
-        rows.append({"threads": threads, "idle_images_per_s": round(idle, 1), "busy_images_per_s": round(busy, 1),
-                     "slowdown": round(idle / busy, 2)})
-    print(json.dumps({"cpu_count": os.cpu_count(), "busy_processes": args.busy, "wait_policy": args.wait_policy,
-                      "rows": rows}, indent=2))
-    print(f"| torch threads | idle images/s | with {args.busy} busy process(es) | slowdown |")
-    print("| --- | --- | --- | --- |")
+        for policy in args.wait_policy:
+            idle = measure(threads, args.data, args.n, args.epochs, 0, policy)
+            busy = measure(threads, args.data, args.n, args.epochs, args.busy, policy)
+            rows.append({"threads": threads, "wait_policy": policy or "unset", "idle_images_per_s": round(idle, 1),
+                         "busy_images_per_s": round(busy, 1), "slowdown": round(idle / busy, 2)})
+    print(json.dumps({"cpu_count": os.cpu_count(), "busy_processes": args.busy, "rows": rows}, indent=2))
+    print(f"| torch threads | OMP_WAIT_POLICY | idle images/s | with {args.busy} busy process(es) | slowdown |")
+    print("| --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['threads']} | {r['idle_images_per_s']:,.0f} | {r['busy_images_per_s']:,.0f} | {r['slowdown']:.2f}x |")
+        print(f"| {r['threads']} | {r['wait_policy']} | {r['idle_images_per_s']:,.0f} | {r['busy_images_per_s']:,.0f} "
+              f"| {r['slowdown']:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ for arch in dcgan classic; do  # a failure here is reported and does not stop th
 done
 # ganaug beside a plain loop, sampling, matmul rates (fp32 and bf16) and the achieved share.
 "$PY" benchmarks/throughput.py --data "$MNIST" --device cuda --images 200000 --samples 1000000 --sample-batch 16384 \
+    --sample-batches 2048 8192 --compile --time-to-quality --quality-budget 120 \
     --out "$OUT/throughput.json" | tail -n 4 || echo "throughput failed" >&2
 
 pids=()

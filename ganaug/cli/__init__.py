@@ -14,16 +14,22 @@ command exits with 130.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from typing import Any
 
-import click
+# Before torch loads OpenMP: threads waiting at a barrier sleep instead of spinning, so a CPU
+# shared with other work slows training about 1.5x instead of 3.2x (benchmarks/contention.py,
+# docs/measurements.md). The user's own setting wins; the library leaves the environment alone.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import click  # noqa: E402
 
 # USER_ERRORS: a user's mistake is one line; anything else keeps its traceback.
-from .._io import USER_ERRORS
-from .._version import __version__
-from . import demo, evaluate, generate, info, train
+from .._io import USER_ERRORS  # noqa: E402
+from .._version import __version__  # noqa: E402
+from . import demo, evaluate, generate, info, train  # noqa: E402
 
 __all__ = ["main"]
 
