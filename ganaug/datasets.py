@@ -34,7 +34,7 @@ from torch.utils.data import Dataset, Subset
 
 from .data import ArraySpec, dataset_targets, item_spec
 from .gan import ConditionalDCGAN
-from .sampling import class_index, resolve_counts, synthetic_counts
+from .sampling import class_index, real_duplicates, resolve_counts, split_synthetic, synthetic_counts
 from .synthetic import SyntheticStore
 
 __all__ = ["AugmentedDataset", "SyntheticDataset", "dataset_targets"]  # dataset_targets: from ganaug.data
@@ -261,6 +261,10 @@ class AugmentedDataset(_Epochs, Dataset):
         largest.
     ratio : float, optional
         Instead of ``sampling_strategy``: ``round(ratio * n_real(c))`` synthetic per class.
+    max_synthetic_per_real : float, optional
+        At most this many synthetic items per real item of a class; the rest of what the
+        class is to get are random copies of its real items (random oversampling), placed
+        between the real and the synthetic items. None: all of it is synthetic.
     transform, target_transform : callable, optional
         Applied to real and synthetic items alike (see the module docstring).
     random_state, storage, chunk_size, cache_dir, cache_chunks, device
@@ -272,8 +276,8 @@ class AugmentedDataset(_Epochs, Dataset):
         The real dataset's ``classes`` when it has them, else the sorted label values.
     targets : np.ndarray
         Every item's label, real then synthetic.
-    class_counts, synthetic_counts : dict
-        Real images and synthetic images per label.
+    class_counts, synthetic_counts, copy_counts : dict
+        Real images, synthetic images and copies of real images per label.
     synthetic_mask : np.ndarray of bool
         True for synthetic items: evaluate on real items only.
 
@@ -291,6 +295,7 @@ class AugmentedDataset(_Epochs, Dataset):
         sampling_strategy: Any = "auto",
         *,
         ratio: float | None = None,
+        max_synthetic_per_real: float | None = None,
         transform: Callable | None = None,
         target_transform: Callable | None = None,
         random_state: int | None = None,
@@ -320,14 +325,17 @@ class AugmentedDataset(_Epochs, Dataset):
         self.classes = class_names if class_names is not None else values.tolist()
         to_gan = self._match_classes(values.tolist(), gan, class_names)
 
-        self.synthetic_counts = synthetic_counts(self.class_counts, sampling_strategy, ratio=ratio)
+        self.synthetic_counts, self.copy_counts = split_synthetic(
+            synthetic_counts(self.class_counts, sampling_strategy, ratio=ratio), self.class_counts,
+            max_synthetic_per_real)
+        self._copies = real_duplicates(real_targets, self.copy_counts, random_state)
         self._store = SyntheticStore(
             gan, {to_gan[v]: k for v, k in self.synthetic_counts.items() if k > 0}, random_state=random_state,
             storage=storage, chunk_size=chunk_size, cache_dir=cache_dir, cache_chunks=cache_chunks, device=device,
         )
         from_gan = {i: v for v, i in to_gan.items()}
         synthetic_targets = np.asarray([from_gan[i] for i in self._store.labels.tolist()], dtype=real_targets.dtype)
-        self.targets = np.concatenate([real_targets, synthetic_targets])
+        self.targets = np.concatenate([real_targets, real_targets[self._copies], synthetic_targets])
 
     def _real_targets(self) -> np.ndarray:
         """The real items' labels: from ``targets`` when the dataset has them, else item by item."""
@@ -366,26 +374,35 @@ class AugmentedDataset(_Epochs, Dataset):
         )
 
     def __len__(self) -> int:
-        return self.n_real + self._store.n
+        return self._first_synthetic + self._store.n
 
     @property
     def n_synthetic(self) -> int:
         return self._store.n
 
+    @property
+    def n_copies(self) -> int:
+        return len(self._copies)
+
+    @property
+    def _first_synthetic(self) -> int:
+        return self.n_real + len(self._copies)
+
     def is_synthetic(self, index: int) -> bool:
-        """True when item ``index`` is generated, False when it is one of the real images."""
-        return _check_index(index, len(self), "items") >= self.n_real
+        """True when item ``index`` is generated, False for a real image or a copy of one."""
+        return _check_index(index, len(self), "items") >= self._first_synthetic
 
     @property
     def synthetic_mask(self) -> np.ndarray:
-        return np.arange(len(self)) >= self.n_real
+        return np.arange(len(self)) >= self._first_synthetic
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         index = _check_index(index, len(self), "items")
-        if index < self.n_real:
-            image, target = self.real[index][:2]
+        if index < self._first_synthetic:
+            real = index if index < self.n_real else int(self._copies[index - self.n_real])
+            image, target = self.real[real][:2]
         else:
-            image = self._format(self._store[index - self.n_real])
+            image = self._format(self._store[index - self._first_synthetic])
             target = _python_scalar(self.targets[index])
             if self._label_dtype is not None:
                 target = torch.tensor(target, dtype=self._label_dtype)

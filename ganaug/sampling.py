@@ -35,8 +35,10 @@ __all__ = [
     "generate_filtered",
     "iter_generate",
     "labels_from_counts",
+    "real_duplicates",
     "latents_from_seeds",
     "resolve_counts",
+    "split_synthetic",
     "synthetic_counts",
 ]
 
@@ -111,6 +113,37 @@ def synthetic_counts(
         raise ValueError(f"Need at least 2 classes with images to balance, got {counts!r}.")
     wanted = check_sampling_strategy(sampling_strategy, y, "over-sampling")
     return {c: int(wanted.get(c, 0)) for c in counts}
+
+
+def split_synthetic(
+    added: Mapping[Any, int], class_counts: Mapping[Any, int], max_synthetic_per_real: float | None
+) -> tuple[dict[Any, int], dict[Any, int]]:
+    """Split the images each class gets added into ``(synthetic, real copies)``.
+
+    At most ``round(max_synthetic_per_real * real count)`` of a class's added images are
+    generated; the rest are random copies of its real images (random oversampling). None
+    generates all of them. The totals per class stay what ``added`` asks for, so
+    imbalanced-learn's ``sampling_strategy`` semantics hold either way.
+
+    >>> split_synthetic({"a": 0, "b": 90}, {"a": 100, "b": 10}, 2.0)
+    ({'a': 0, 'b': 20}, {'a': 0, 'b': 70})
+    """
+    if max_synthetic_per_real is None:
+        return dict(added), dict.fromkeys(added, 0)
+    if isinstance(max_synthetic_per_real, bool) or not isinstance(max_synthetic_per_real, (int, float, np.number)) \
+            or not max_synthetic_per_real >= 0:
+        raise ValueError(f"max_synthetic_per_real must be a number >= 0 or None, got {max_synthetic_per_real!r}.")
+    synthetic = {c: min(int(k), int(round(float(max_synthetic_per_real) * class_counts[c]))) for c, k in added.items()}
+    return synthetic, {c: int(k) - synthetic[c] for c, k in added.items()}
+
+
+def real_duplicates(labels: np.ndarray, copies: Mapping[Any, int], random_state: int | None) -> np.ndarray:
+    """Indices into ``labels`` of the real items to repeat: ``copies[c]`` drawn with
+    replacement among class ``c``'s items, class by class in ``copies`` order."""
+    rng = np.random.default_rng(random_state)
+    labels = np.asarray(labels)
+    picks = [rng.choice(np.flatnonzero(labels == c), size=k) for c, k in copies.items() if k > 0]
+    return np.concatenate(picks).astype(np.int64) if picks else np.empty(0, np.int64)
 
 
 def labels_from_counts(counts: Mapping[Any, int]) -> np.ndarray:

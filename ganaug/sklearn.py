@@ -29,6 +29,7 @@ from .checkpoint import is_checkpoint
 from .data import as_image_data
 from .gan import ConditionalDCGAN, resolve_device
 from .params import PARAMETERS, check_values, parameter_constraints
+from .sampling import real_duplicates, split_synthetic
 
 __all__ = ["GANAugmentedClassifier", "GANOverSampler"]
 
@@ -66,7 +67,7 @@ class GANOverSampler(BaseOverSampler):
         ``sklearn.frozen.FrozenEstimator(gan)`` when the sampler will be cloned. A model
         trained outside the folds sees their test rows: only use one trained elsewhere.
     arch, latent_dim, embed_dim, width, kernel_size, max_epochs, batch_size, lr_g, lr_d, betas, loss, \
-spectral_norm, dropout, minibatch_std, augment, ema, max_time, precision, compile, device, verbose
+spectral_norm, dropout, minibatch_std, fake_labels, augment, ema, max_time, precision, compile, device, verbose
         Passed to :class:`ganaug.ConditionalDCGAN`, with its defaults (``verbose`` is
         False here: a sampler runs inside pipelines and cross-validation loops).
     train_classifier : bool or None, default=None
@@ -75,6 +76,11 @@ spectral_norm, dropout, minibatch_std, augment, ema, max_time, precision, compil
     filter : float, default=None
         Keep only synthetic images that the GAN's domain classifier assigns to their class
         with at least this probability (see ``ConditionalDCGAN.sample``).
+    max_synthetic_per_real : float, default=None
+        At most this many synthetic rows per real row of a class; the rest of what
+        ``sampling_strategy`` asks for are random copies of the class's real rows (random
+        oversampling). None: every added row is synthetic. A class with 10 real rows and
+        ``max_synthetic_per_real=1`` gets at most 10 synthetic ones.
     cache_dir : path, default=None
         Opt-in cache of trained GANs, keyed on a SHA-256 of X, y and every parameter that
         affects training. Refitting on the same rows (e.g. a grid search over the
@@ -91,9 +97,12 @@ spectral_norm, dropout, minibatch_std, augment, ema, max_time, precision, compil
         Class labels seen in ``fit_resample``.
     n_features_in_ : int
     n_original_samples_ : int
-        Rows of X; the rows of the output from this index on are synthetic.
+        Rows of X, which come first in the output; then the copies of real rows
+        (``max_synthetic_per_real``), then the synthetic rows.
     synthetic_mask_ : np.ndarray of bool
         True for the synthetic rows of the last ``fit_resample`` output.
+    n_copies_ : int
+        Copies of real rows in the last output.
     cache_hit_ : bool
         Whether the GAN came from ``cache_dir`` instead of being trained.
 
@@ -120,6 +129,7 @@ spectral_norm, dropout, minibatch_std, augment, ema, max_time, precision, compil
         "generator": [HasMethods(["sample"]), str, os.PathLike, None],
         "train_classifier": ["boolean", None],
         "filter": [Interval(numbers.Real, 0, 1, closed="both"), None],
+        "max_synthetic_per_real": [Interval(numbers.Real, 0, None, closed="left"), None],
         "cache_dir": [str, os.PathLike, None],
     }
 
@@ -142,12 +152,12 @@ spectral_norm, dropout, minibatch_std, augment, ema, max_time, precision, compil
         loss: str = "hinge",
         spectral_norm: bool = True,
         dropout: float | None = None,
-        minibatch_std: bool = False,
+        minibatch_std: bool = False, fake_labels: str = "batch",
         augment: str | None = "translation",
         ema: float | None = 0.999,
         max_time: float | None = None,
         train_classifier: bool | None = None,
-        filter: float | None = None,  # noqa: A002
+        filter: float | None = None, max_synthetic_per_real: float | None = None,  # noqa: A002
         precision: str = "auto", compile: str = "off", device: str = "auto",  # noqa: A002
         cache_dir: str | os.PathLike | None = None,
         verbose: bool = False,
@@ -171,11 +181,13 @@ spectral_norm, dropout, minibatch_std, augment, ema, max_time, precision, compil
         self.spectral_norm = spectral_norm
         self.dropout = dropout
         self.minibatch_std = minibatch_std
+        self.fake_labels = fake_labels
         self.augment = augment
         self.ema = ema
         self.max_time = max_time
         self.train_classifier = train_classifier
         self.filter = filter
+        self.max_synthetic_per_real = max_synthetic_per_real
         self.precision = precision
         self.compile = compile
         self.device = device
@@ -250,14 +262,20 @@ spectral_norm, dropout, minibatch_std, augment, ema, max_time, precision, compil
                 f"The generator makes images of shape {gan.image_shape_} (C, H, W) but the rows of X are "
                 f"{data.image_shape}; check image_shape."
             )
-        wanted = {c: n for c, n in self.sampling_strategy_.items() if n > 0}
+        classes, counts = np.unique(y, return_counts=True)
+        synthetic, copies = split_synthetic(self.sampling_strategy_, dict(zip(classes.tolist(), counts.tolist())),
+                                            self.max_synthetic_per_real)
+        wanted = {c: n for c, n in synthetic.items() if n > 0}
         images, labels = gan.sample(wanted, random_state=sample_seed, output="tensor", filter=self.filter)
-        X_new = data.spec.restore(images).reshape(len(labels), -1)
+        X_new = data.spec.restore(images).reshape(len(labels), X.shape[1])
+        copied = real_duplicates(y, copies, sample_seed)
         self.generator_ = gan
-        self.classes_ = np.unique(y)
+        self.classes_ = classes
         self.n_original_samples_ = X.shape[0]
-        self.synthetic_mask_ = np.r_[np.zeros(X.shape[0], bool), np.ones(len(labels), bool)]
-        return np.vstack([X, X_new.astype(X.dtype, copy=False)]), np.hstack([y, np.asarray(labels, dtype=y.dtype)])
+        self.n_copies_ = len(copied)
+        self.synthetic_mask_ = np.r_[np.zeros(X.shape[0] + len(copied), bool), np.ones(len(labels), bool)]
+        return (np.vstack([X, X[copied], X_new.astype(X.dtype, copy=False)]),
+                np.hstack([y, y[copied], np.asarray(labels, dtype=y.dtype)]))
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()

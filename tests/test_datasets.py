@@ -289,3 +289,22 @@ def test_errors(real, gan, digits):
         SyntheticDataset("runs/x", 3)
     with pytest.raises(Exception, match="not fitted"):
         SyntheticDataset(ConditionalDCGAN(), 3)
+
+
+@pytest.mark.parametrize("cap", [0.0, 0.5, 2.0])
+def test_a_synthetic_cap_fills_the_rest_with_copies_of_real_items(real, gan, cap):
+    ds = AugmentedDataset(real, gan, random_state=0, max_synthetic_per_real=cap)
+    added = {c: 100 - n for c, n in REAL_COUNTS.items()}
+    assert ds.synthetic_counts == {c: min(added[c], round(cap * n)) for c, n in REAL_COUNTS.items()}
+    assert {c: ds.synthetic_counts[c] + ds.copy_counts[c] for c in added} == added  # totals as without a cap
+    assert np.bincount(ds.targets, minlength=10).tolist() == [100] * 10
+    assert ds.synthetic_mask.sum() == ds.n_synthetic == sum(ds.synthetic_counts.values())
+    assert len(ds) == ds.n_real + ds.n_copies + ds.n_synthetic
+    images = real.tensors[0]
+    for i in range(ds.n_real, ds.n_real + ds.n_copies):  # copies: real images of their own class
+        image, label = ds[i]
+        assert not ds.is_synthetic(i)
+        assert (images == image).flatten(1).all(1).any()
+        assert label.item() == ds.targets[i]
+    if ds.n_synthetic:
+        assert ds.is_synthetic(len(ds) - 1)

@@ -54,3 +54,19 @@ def test_generation_is_independent_of_batching():
     one = generate(g, labels[3:4], seeds[3:4], batch_size=1)
     torch.testing.assert_close(one[0], full[3], atol=1e-6, rtol=0)
     assert g.training  # generation restores the mode it found
+
+
+def test_split_synthetic_bounds_the_generated_share():
+    from ganaug.sampling import real_duplicates, split_synthetic
+
+    added, real = {"a": 0, "b": 90, "c": 5}, {"a": 100, "b": 10, "c": 95}
+    assert split_synthetic(added, real, None) == (added, {"a": 0, "b": 0, "c": 0})
+    assert split_synthetic(added, real, 1.5) == ({"a": 0, "b": 15, "c": 5}, {"a": 0, "b": 75, "c": 0})
+    assert split_synthetic(added, real, 0) == ({"a": 0, "b": 0, "c": 0}, added)
+    for bad in (-1, True, "1"):
+        with pytest.raises(ValueError, match="max_synthetic_per_real"):
+            split_synthetic(added, real, bad)
+    labels = np.array(["a"] * 3 + ["b"] * 2)
+    picks = real_duplicates(labels, {"b": 4, "a": 1}, 0)
+    assert labels[picks].tolist() == ["b"] * 4 + ["a"]
+    assert np.array_equal(picks, real_duplicates(labels, {"b": 4, "a": 1}, 0))

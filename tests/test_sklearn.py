@@ -280,3 +280,24 @@ def test_filter_option(imbalanced_digits):
     assert sampler.generator_.classifier_ is not None
     assert Counter(y_res[len(y):].tolist()) == {0: 10, 2: 10}
     assert all(0 < r <= 1 for r in sampler.generator_.acceptance_rate_.values())
+
+
+@pytest.mark.parametrize("cap", [0, 1.0])
+def test_a_synthetic_cap_keeps_imblearns_counts_and_copies_real_rows(imbalanced_digits, cap):
+    X, y = imbalanced_digits
+    sampler = _sampler(max_synthetic_per_real=cap)
+    X_res, y_res = sampler.fit_resample(X, y)
+    _, y_ref = RandomOverSampler(random_state=0).fit_resample(X, y)
+    assert Counter(y_res.tolist()) == Counter(y_ref.tolist())
+    synthetic = Counter(y_res[sampler.synthetic_mask_].tolist())
+    real = Counter(y.tolist())
+    assert all(synthetic[c] <= cap * real[c] for c in real)
+    assert sum(synthetic.values()) == sampler.synthetic_mask_.sum()
+    n = sampler.n_original_samples_
+    copies = X_res[n : n + sampler.n_copies_]
+    assert sampler.n_copies_ == len(y_res) - n - sampler.synthetic_mask_.sum() > 0
+    # every copy is a row of X with the same label
+    for row, label in zip(copies, y_res[n : n + sampler.n_copies_]):
+        assert any((X[y == label] == row).all(1))
+    with pytest.raises(ValueError, match="max_synthetic_per_real"):
+        _sampler(max_synthetic_per_real=-1).fit_resample(X, y)

@@ -6,6 +6,8 @@ Also the two conversions of model output in [-1, 1]: :func:`to_unit` (float [0, 
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,7 +81,7 @@ class ArraySpec:
         elif layout == "NHWC":
             x = x.permute(0, 2, 3, 1)
         if self.layout == "flat":
-            x = x.reshape(x.shape[0], -1)
+            x = x.reshape(x.shape[0], math.prod(x.shape[1:]))  # also for no images
         arr = _cast(x.contiguous().numpy(), np.dtype(self.dtype), lo, hi)
         if self.container == "torch":
             return torch.from_numpy(arr)
