@@ -115,6 +115,10 @@ class ConditionalDCGAN(BaseEstimator):
     minibatch_std : bool, default=False
         Minibatch standard-deviation layer in the discriminator (Karras et al. 2018), which
         lets it see a generator that makes the same image for every z.
+    fake_labels : {"batch", "balanced"}, default="batch"
+        Class labels of the generator's fake batches. ``"batch"``: the real batch's, so
+        each class is practised as often as it occurs in the data (a class with 10 of
+        1,430 images 0.7% of the time). ``"balanced"``: drawn uniformly over the classes.
     augment : str or None, default="translation"
         DiffAugment policy applied to real and fake images before the discriminator,
         e.g. ``"translation,cutout"``; policies: ``color``, ``translation``, ``cutout``.
@@ -198,6 +202,7 @@ class ConditionalDCGAN(BaseEstimator):
         spectral_norm: bool = True,
         dropout: float | None = None,
         minibatch_std: bool = False,
+        fake_labels: str = "batch",
         augment: str | None = "translation",
         ema: float | None = 0.999,
         max_time: float | None = None,
@@ -222,6 +227,7 @@ class ConditionalDCGAN(BaseEstimator):
         self.spectral_norm = spectral_norm
         self.dropout = dropout
         self.minibatch_std = minibatch_std
+        self.fake_labels = fake_labels
         self.augment = augment
         self.ema = ema
         self.max_time = max_time
@@ -254,6 +260,7 @@ class ConditionalDCGAN(BaseEstimator):
             max_time=None if self.max_time is None else float(self.max_time),
             precision=self.precision,
             compile=self.compile,
+            fake_labels=self.fake_labels,
         )
 
     # ------------------------------------------------------------------ pickling

@@ -89,6 +89,9 @@ PARAMETERS: dict[str, Parameter] = {
     "dropout": P(None, "float", "Dropout after each discriminator block. Default: 0 for dcgan, 0.3 for classic.",
                  low=0, high=1, open="high", nullable=True),
     "minibatch_std": P(False, "bool", "Minibatch standard-deviation layer in the discriminator."),
+    "fake_labels": P("batch", "choice", "Labels of the generator's fake batches: batch (the real batch's, so the data's "
+                     "class frequencies) or balanced (uniform, so rare classes are practised as often as the others).",
+                     choices=("batch", "balanced")),
     "augment": P("translation", "text", "DiffAugment policy before the discriminator, comma-separated from color, "
                  "translation, cutout; 'none' turns it off.", nullable=True),
     "ema": P(0.999, "float", "Sample from a moving average of the generator weights with this decay; 'none' "

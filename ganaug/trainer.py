@@ -42,6 +42,7 @@ class TrainConfig:
     max_time: float | None = None  # seconds; training stops after the epoch that passes it
     precision: str = "auto"  # ganaug.fastpath.PRECISIONS, resolved per device when training starts
     compile: str = "off"  # ganaug.fastpath.COMPILE_MODES
+    fake_labels: str = "batch"  # "batch": the real batch's labels; "balanced": uniform over the classes
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -134,10 +135,10 @@ def train(
     with torch.random.fork_rng(**_fork_devices(device)):
         for epoch in range(state.epoch, config.max_epochs):
             records = []
-            for real, y, z in _epoch_batches(images, labels, batch_size, generator.config.latent_dim, seed, epoch,
-                                             on_device=path.device_rng):
-                records.append(_adversarial_step(generator_step, discriminator_step, (opt_g, opt_d), loss, real, y, z,
-                                                 config.augment, path))
+            for real, y, z, y_fake in _epoch_batches(images, labels, batch_size, generator.config, seed, epoch,
+                                                     path.device_rng, config.fake_labels == "balanced"):
+                records.append(_adversarial_step(generator_step, discriminator_step, (opt_g, opt_d), loss, real,
+                                                 (y, y_fake), z, config.augment, path))
                 average.update(generator, state.step)
                 state.step += 1
                 bar.update(1)
@@ -175,15 +176,16 @@ def _progress_bar(config: TrainConfig, steps_per_epoch: int, state: TrainState, 
 
 
 def _epoch_batches(
-    images: torch.Tensor, labels: torch.Tensor, batch_size: int, latent_dim: int, seed: int, epoch: int,
-    *, on_device: bool = False,
-) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """One epoch of (real (B, C, H, W), labels (B,), z (B, latent_dim)), shuffled and drawn
-    from the epoch's own RNG; also seeds the global RNG (dropout) for the epoch. The last
-    incomplete batch is dropped (BatchNorm dislikes tiny batches).
+    images: torch.Tensor, labels: torch.Tensor, batch_size: int, model: Any, seed: int, epoch: int,
+    on_device: bool = False, balanced: bool = False,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """One epoch of (real (B, C, H, W), labels (B,), z (B, latent_dim), fake labels (B,)),
+    shuffled and drawn from the epoch's own RNG; also seeds the global RNG (dropout) for the
+    epoch. The last incomplete batch is dropped (BatchNorm dislikes tiny batches).
 
     ``on_device`` draws the permutation and the noise with a generator on the images'
-    device (no host-to-device copy per step; a different, equally seeded stream)."""
+    device (no host-to-device copy per step; a different, equally seeded stream). The fake
+    labels are the real batch's, or, ``balanced``, uniform over the ``model``'s classes."""
     device = images.device
     draw_on = device if on_device else torch.device("cpu")
     rng = torch.Generator(device=draw_on).manual_seed(_epoch_seed(seed, epoch))
@@ -191,24 +193,30 @@ def _epoch_batches(
     perm = torch.randperm(len(images), generator=rng, device=draw_on).to(device)
     for i in range(len(images) // batch_size):
         idx = perm[i * batch_size : (i + 1) * batch_size]
-        z = torch.randn(batch_size, latent_dim, generator=rng, device=draw_on).to(device)
-        yield images[idx], labels[idx], z
+        z = torch.randn(batch_size, model.latent_dim, generator=rng, device=draw_on).to(device)
+        y = labels[idx]
+        y_fake = torch.randint(0, model.n_classes, (batch_size,), generator=rng, device=draw_on).to(device) \
+            if balanced else y
+        yield images[idx], y, z, y_fake
 
 
 def _adversarial_step(
     generator: Any, discriminator: Any, optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
-    loss: GANLoss, real: torch.Tensor, y: torch.Tensor, z: torch.Tensor, augment: str | None, path: FastPath,
+    loss: GANLoss, real: torch.Tensor, y: tuple[torch.Tensor, torch.Tensor], z: torch.Tensor, augment: str | None,
+    path: FastPath,
 ) -> torch.Tensor:
-    """One D step and one G step (either network may be its compiled view); returns the
-    step's record (d_loss, g_loss, mean real logit, mean fake logit), still on the device."""
+    """One D step and one G step (either network may be its compiled view); ``y`` holds the
+    real and the fake labels. Returns the step's record (d_loss, g_loss, mean real logit,
+    mean fake logit), still on the device."""
     opt_g, opt_d = optimizers
+    _, y_fake = y
     with path.autocast():
-        fake = generator(z, y)  # (B, C, H, W)
+        fake = generator(z, y_fake)  # (B, C, H, W)
     # Update D: real -> 1, fake -> 0 (both through the same augmentation).
     loss_d, d_real, d_fake = _update_discriminator(discriminator, opt_d, loss, real, fake.detach(), y, augment, path)
     # Update G: make D call the same fakes real.
     with path.autocast():
-        logits = discriminator(diff_augment(fake, augment), y)
+        logits = discriminator(diff_augment(fake, augment), y_fake)
     loss_g = loss.g_loss(logits.float())
     _step(opt_g, loss_g)
     return torch.stack([loss_d.detach(), loss_g.detach(), d_real.detach().mean(), d_fake.detach().mean()])
@@ -222,20 +230,21 @@ def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
 
 def _update_discriminator(
     discriminator: Discriminator, opt_d: torch.optim.Optimizer, loss: GANLoss, real: torch.Tensor,
-    fake: torch.Tensor, y: torch.Tensor, augment: str | None, path: FastPath,
+    fake: torch.Tensor, y: tuple[torch.Tensor, torch.Tensor], augment: str | None, path: FastPath,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of D on real and (detached) fake images; returns its loss and both logits (fp32).
     ``discriminator`` may be its compiled view (``FastPath.compiled``)."""
     # Real and fake batches go through D in one pass (one spectral-norm power iteration and
     # fewer kernel launches: benchmarks/train_throughput.py); the minibatch-std layer must
     # see them apart, or its statistic would mix the two.
+    y_real, y_fake = y
     with path.autocast():
         if not _config(discriminator).minibatch_std:
-            logits = discriminator(diff_augment(torch.cat([real, fake]), augment), torch.cat([y, y]))  # (2B,)
+            logits = discriminator(diff_augment(torch.cat([real, fake]), augment), torch.cat([y_real, y_fake]))  # (2B,)
             d_real, d_fake = logits[: len(real)], logits[len(real) :]
         else:
-            d_real = discriminator(diff_augment(real, augment), y)
-            d_fake = discriminator(diff_augment(fake, augment), y)
+            d_real = discriminator(diff_augment(real, augment), y_real)
+            d_fake = discriminator(diff_augment(fake, augment), y_fake)
     d_real, d_fake = d_real.float(), d_fake.float()
     loss_d = loss.d_loss(d_real, d_fake)
     _step(opt_d, loss_d)

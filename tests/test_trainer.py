@@ -146,3 +146,30 @@ def test_train_refuses_an_average_without_a_decay(digits):
     with pytest.raises(ValueError, match="needs config.ema"):
         train(generator, Discriminator(model), data, config, seed=0, device=torch.device("cpu"),
               ema_generator=copy.deepcopy(generator))
+
+
+def test_balanced_fake_labels_are_uniform_and_batch_labels_follow_the_data():
+    from types import SimpleNamespace
+
+    from ganaug.trainer import _epoch_batches
+
+    images, labels = torch.zeros(600, 1, 4, 4), torch.zeros(600, dtype=torch.long)  # one class in the data
+    model = SimpleNamespace(latent_dim=3, n_classes=3)
+    batch = list(_epoch_batches(images, labels, 100, model, seed=0, epoch=0))
+    assert all(y_fake is y for _, y, _, y_fake in batch)
+    balanced = list(_epoch_batches(images, labels, 100, model, seed=0, epoch=0, balanced=True))
+    fake = torch.cat([y_fake for *_, y_fake in balanced])
+    assert torch.bincount(fake, minlength=3).min() > 150  # ~200 of each of 3 classes
+    assert all(torch.equal(y, torch.zeros(100, dtype=torch.long)) for _, y, _, _ in balanced)
+    again = list(_epoch_batches(images, labels, 100, model, seed=0, epoch=0, balanced=True))
+    assert all(torch.equal(a[3], b[3]) for a, b in zip(balanced, again))
+
+
+def test_balanced_fake_labels_train_and_round_trip(digits, tmp_path):
+    X, y = digits
+    gan = ConditionalDCGAN(random_state=0, fake_labels="balanced", **TINY).fit(X[:400], y[:400])
+    plain = ConditionalDCGAN(random_state=0, **TINY).fit(X[:400], y[:400])
+    assert gan.train_config_.fake_labels == "balanced"
+    assert gan.history_["g_loss"] != plain.history_["g_loss"]
+    gan.save(tmp_path / "m")
+    assert ConditionalDCGAN.load(tmp_path / "m").train_config_.fake_labels == "balanced"

@@ -123,6 +123,7 @@ TRAINING_FIELDS = {
     "max_time": optional(nullable(number(0, 1e12, open="low"))),
     "precision": optional(choice(*PRECISIONS)),
     "compile": optional(choice(*COMPILE_MODES)),
+    "fake_labels": optional(choice("batch", "balanced")),
     "epoch": integer(0, MAX_EPOCHS),
     "step": integer(0, MAX_STEPS),
 }
