@@ -26,6 +26,7 @@ def tiny_config(path: Path) -> Path:
         "seeds": 2, "regimes_only": ["half-1:10"], "datasets_only": ["digits"],
         "gan": {"steps": 12, "params": {"width": 8, "latent_dim": 16}, "fill": 1.5, "filter": 0.0},
         "gan_classic": {"steps": 1, "params": {"arch": "classic"}},
+        "gan_balanced_labels": {"steps": 12, "params": {"width": 8, "latent_dim": 16, "fake_labels": "balanced"}},
         "quality": {"n_per_class": 10, "cas_epochs": 1},
     }}
     path.write_text(json.dumps(cfg))
@@ -67,9 +68,14 @@ def test_tiny_run_writes_every_method_and_a_table(tiny_run):
                 m = run["metrics"]
                 assert 0 <= m["balanced_accuracy"] <= 1 and 0 <= m["minority_recall"] <= 1
                 if method.startswith("gan"):
-                    # fill 1.5: every class up to 1.5 x 80 = 120 images, real and synthetic together
-                    expected = 10 * 120 * (2 if method.endswith("classical") and classifier == "sklearn" else 1)
+                    # fill 1.5: every class up to 1.5 x 80 = 120 images, real and synthetic together;
+                    # hybrid rows balance to the largest class (80), at most cap synthetic per real image
+                    hybrid = cfg["hybrid_caps"].get(method)
+                    per_class = 80 if hybrid is not None else 120
+                    expected = 10 * per_class * (2 if method.endswith("classical") and classifier == "sklearn" else 1)
                     assert run["n_train"] == expected
+                    if hybrid is not None:
+                        assert run["n_synthetic"] == 5 * min(72, round(hybrid * 8))
                     assert run["gan"]["steps"] >= 12 and "class_fidelity_mean" in run["gan"]["quality"]
     assert cells[0]["counts"] != cells[1]["counts"]  # the seed draws the rare classes
 
