@@ -31,11 +31,13 @@ from typing import Any
 
 import torch
 
+from .params import PARAMETERS
+
 __all__ = ["COMPILE_MODES", "PRECISIONS", "FastPath", "fast_path", "fused_adam", "native_bf16", "resolve_precision",
            "sampling_batch_size"]
 
-PRECISIONS = ("auto", "fp32", "bf16")
-COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
+PRECISIONS = PARAMETERS["precision"].choices
+COMPILE_MODES = PARAMETERS["compile"].choices
 
 
 @cache

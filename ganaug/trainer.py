@@ -239,7 +239,7 @@ def _update_discriminator(
     # see them apart, or its statistic would mix the two.
     y_real, y_fake = y
     with path.autocast():
-        if not _config(discriminator).minibatch_std:
+        if not discriminator.config.minibatch_std:  # a compiled view passes .config through
             logits = discriminator(diff_augment(torch.cat([real, fake]), augment), torch.cat([y_real, y_fake]))  # (2B,)
             d_real, d_fake = logits[: len(real)], logits[len(real) :]
         else:
@@ -249,10 +249,6 @@ def _update_discriminator(
     loss_d = loss.d_loss(d_real, d_fake)
     _step(opt_d, loss_d)
     return loss_d, d_real, d_fake
-
-
-def _config(module: Any) -> Any:
-    return getattr(module, "_orig_mod", module).config  # a compiled view keeps the module as _orig_mod
 
 
 def _end_epoch(state: TrainState, epoch: int, records: list[torch.Tensor], bar: Any) -> None:

@@ -13,7 +13,7 @@ RANK = {
     "_version": 0, "_io": 0,
     "readers": 10, "data": 11,
     "models": 20, "losses": 20, "augment": 20, "classifier": 20,
-    "fastpath": 22, "params": 25,
+    "params": 25, "fastpath": 26,
     "trainer": 30,
     "checkpoint": 40, "grid": 40,
     "sampling": 50,

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from ..augment import check_policy
-from ..fastpath import COMPILE_MODES, PRECISIONS
 from ..data import MIN_IMAGE_SIZE
 from ..losses import LOSSES
 from ..models import ARCHITECTURES, ModelConfig
+from ..params import PARAMETERS
 from .fields import (
     FLAG,
     Field,
@@ -121,9 +121,7 @@ TRAINING_FIELDS = {
     "augment": optional(nullable(text(200))),
     "ema": optional(nullable(number(0, 1, open="both"))),
     "max_time": optional(nullable(number(0, 1e12, open="low"))),
-    "precision": optional(choice(*PRECISIONS)),
-    "compile": optional(choice(*COMPILE_MODES)),
-    "fake_labels": optional(choice("batch", "balanced")),
+    **{name: optional(choice(*PARAMETERS[name].choices)) for name in ("precision", "compile", "fake_labels")},
     "epoch": integer(0, MAX_EPOCHS),
     "step": integer(0, MAX_STEPS),
 }
