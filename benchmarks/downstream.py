@@ -718,9 +718,7 @@ def versus_table(cfg: dict, table: dict, baseline: str = "ros") -> list[str]:
                     if not entries.get(m, {}).get("seeds"):
                         cells.append("n/a")
                         continue
-                    p = paired_difference(entries[m], base, baseline, "balanced_accuracy")
-                    text = pct(p["mean"], p["ci95"], signed=True)
-                    cells.append(f"**{text}**" if not math.isnan(p["ci95"]) and abs(p["mean"]) > p["ci95"] else text)
+                    cells.append(delta_cell(paired_difference(entries[m], base, baseline, "balanced_accuracy")))
                 lines.append(f"| {dataset} | {classifier} | {regime} | "
                              f"{pct(base['mean']['balanced_accuracy'], base['ci95']['balanced_accuracy'])} | "
                              + " | ".join(cells) + " |")
@@ -732,6 +730,15 @@ def pct(x: float | None, hw: float | None = None, signed: bool = False) -> str:
         return "–"
     s = f"{100 * x:+.1f}" if signed else f"{100 * x:.1f}"
     return s if hw is None or math.isnan(hw) else f"{s} ± {100 * hw:.1f}"
+
+
+def delta_cell(p: dict, seeds: int | None = None) -> str:
+    """A paired difference as a table cell: signed points ± interval, the seed count when
+    fewer than ``seeds`` were paired, **bold** when the interval excludes 0."""
+    text = pct(p["mean"], p["ci95"], signed=True)
+    if seeds is not None and p["n"] < seeds:
+        text += f" (n={p['n']})"
+    return f"**{text}**" if not math.isnan(p["ci95"]) and abs(p["mean"]) > p["ci95"] else text
 
 
 def summary_table(cfg: dict, table: dict) -> list[str]:
@@ -755,11 +762,7 @@ def summary_table(cfg: dict, table: dict) -> list[str]:
                     if not p or p["mean"] is None:
                         cells.append("n/a")
                         continue
-                    text = pct(p["mean"], p["ci95"], signed=True)
-                    if p["n"] < cfg["seeds"]:
-                        text += f" (n={p['n']})"
-                    excludes_zero = not math.isnan(p["ci95"]) and abs(p["mean"]) > p["ci95"]
-                    cells.append(f"**{text}**" if excludes_zero else text)
+                    cells.append(delta_cell(p, cfg["seeds"]))
                 e = entries[best]
                 lines.append(f"| {dataset} | {classifier} | {regime} | {best} "
                              f"{pct(e['mean']['balanced_accuracy'], e['ci95']['balanced_accuracy'])} | "
@@ -785,11 +788,9 @@ def best_gan_table(cfg: dict, table: dict) -> list[str]:
                     continue
                 method, p = max(paired.items(), key=lambda item: item[1]["mean"])
                 e = entries[p["baseline"]]
-                text = pct(p["mean"], p["ci95"], signed=True)
-                bold = not math.isnan(p["ci95"]) and abs(p["mean"]) > p["ci95"]
                 lines.append(f"| {dataset} | {classifier} | {regime} | {p['baseline']} "
                              f"{pct(e['mean']['balanced_accuracy'], e['ci95']['balanced_accuracy'])} | {method} | "
-                             f"{f'**{text}**' if bold else text} |")
+                             f"{delta_cell(p)} |")
     return lines
 
 
