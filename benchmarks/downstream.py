@@ -56,7 +56,11 @@ HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "downstream.json"
 RESULTS = HERE / "results"
 GAN_METHODS = ("gan", "gan+classical", "gan-filter", "gan-classic", "gan-hybrid", "gan-hybrid+classical",
-               "gan-hybrid-half+classical", "gan-balanced-labels+classical", "gan-balanced-labels-hybrid+classical")
+               "gan-hybrid-half+classical", "gan-balanced-labels+classical", "gan-balanced-labels-hybrid+classical",
+               "gan-auto", "gan-auto+classical")
+# GAN rows whose GANOverSampler(max_synthetic_per_real="auto") trains its own GAN without a
+# validation split of the run's training subset and chooses the cap there (config gan_auto).
+AUTO_METHODS = ("gan-auto", "gan-auto+classical")
 # Which GAN of a run each GAN row uses: its config section in downstream.json.
 GAN_CONFIGS = {"classic": "gan_classic", "balanced-labels": "gan_balanced_labels", "gan": "gan"}
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "minority_recall")
@@ -379,6 +383,7 @@ class Run:
         self.sk_cfg = spec.get("sklearn", cfg["sklearn"])
         self.fill = {c: int(round(cfg["gan"]["fill"] * self.counts.max())) for c in range(n_classes)}
         self._gans: dict[str, tuple[Any, dict]] = {}
+        self._auto: tuple[Any, dict, tuple[np.ndarray, np.ndarray]] | None = None
         self._data = data
         self._filter_failed: str | None = None
 
@@ -389,6 +394,30 @@ class Run:
                                           self.cfg["quality"], pool_judge(self._data, self.cnn_cfg,
                                                                           self.cfg["split_seed"], self.device))
         return self._gans[which]
+
+    def auto_sampler(self) -> tuple[Any, dict, tuple[np.ndarray, np.ndarray]]:
+        """The run's GANOverSampler(max_synthetic_per_real="auto") fitted on the training subset
+        as a user would (the default probe), its record and its output rows; shared by every
+        auto row."""
+        if self._auto is None:
+            from ganaug import ConditionalDCGAN
+            from ganaug.params import resolve
+            from ganaug.selection import validation_split
+            from ganaug.sklearn import GANOverSampler
+
+            gan_cfg = self.cfg["gan_auto"]
+            n_train = len(validation_split(self.y, gan_cfg["validation_size"], 0)[0])  # sizes do not depend on the seed
+            batch = min(int(resolve(ConditionalDCGAN(**gan_cfg["params"]).get_params(), "batch_size")), n_train)
+            sampler = GANOverSampler(**gan_cfg["params"], max_synthetic_per_real="auto",
+                                     validation_size=gan_cfg["validation_size"], image_shape=self.X.shape[1:],
+                                     value_range=(0, 255), random_state=self.seed, device=self.device,
+                                     max_epochs=math.ceil(gan_cfg["steps"] / (n_train // batch)))
+            start = time.perf_counter()
+            rows = sampler.fit_resample(self.X.reshape(len(self.X), -1), self.y)
+            self._auto = sampler, {"steps": sampler.generator_.n_steps_, "epochs": sampler.generator_.n_epochs_,
+                                   "seconds": round(time.perf_counter() - start, 2),
+                                   "selection": sampler.selection_}, rows
+        return self._auto
 
     def classical(self, salt: int) -> Classical:
         return Classical(self.cfg["augment"], self.X.shape[1], self.seed * 1000 + salt)
@@ -416,6 +445,14 @@ class Run:
         elif method in ("ros", "classical+ros"):
             idx = self.ros_index()
             dataset = ArrayDataset(self.X[idx], self.y[idx], transform)
+        elif method in AUTO_METHODS:
+            sampler, gan_record, _ = self.auto_sampler()
+            real = TensorDataset(torch.from_numpy(self.X), torch.from_numpy(self.y))
+            dataset = AugmentedDataset(real, sampler.generator_, sampling_strategy="auto",
+                                       max_synthetic_per_real=sampler.selection_["max_synthetic_per_real"],
+                                       transform=transform, target_transform=lambda t: torch.as_tensor(t),
+                                       random_state=self.seed)
+            n_synthetic = dataset.n_synthetic
         elif method in GAN_METHODS:
             gan, gan_record = self.gan(gan_of(method))
             if gan is None:
@@ -464,6 +501,9 @@ class Run:
             k = min(5, int(self.counts.min()) - 1)
             # on floats: on uint8 rows imbalanced-learn would truncate the interpolated pixels
             X, y = SMOTE(k_neighbors=k, random_state=self.seed).fit_resample(flat.astype(np.float32), self.y)
+        elif method in AUTO_METHODS:
+            sampler, gan_record, (X, y) = self.auto_sampler()
+            n_synthetic = int(sampler.synthetic_mask_.sum())
         elif method in GAN_METHODS:
             gan, gan_record = self.gan(gan_of(method))
             if gan is None:
@@ -665,6 +705,9 @@ def summarise(cfg: dict, results: Path) -> tuple[dict, dict]:
                 if "gan" in run:
                     entry.setdefault("gan_seconds", []).append(run["gan"]["seconds"])
                     entry.setdefault("gan_steps", []).append(run["gan"]["steps"])
+                if "selection" in run.get("gan", {}):
+                    entry.setdefault("chosen_cap", []).append(run["gan"]["selection"]["max_synthetic_per_real"])
+                if "quality" in run.get("gan", {}):
                     entry.setdefault("class_fidelity", []).append(run["gan"]["quality"]["class_fidelity_mean"])
                     if "judge_fidelity" in run["gan"]["quality"]:
                         entry.setdefault("judge_fidelity", []).append(run["gan"]["quality"]["judge_fidelity"])
@@ -794,6 +837,25 @@ def best_gan_table(cfg: dict, table: dict) -> list[str]:
     return lines
 
 
+def selection_table(table: dict) -> list[str]:
+    """The caps that GANOverSampler(max_synthetic_per_real="auto") chose on each run's own
+    validation split (one per seed; the cnn and sklearn rows of a run share them), and what
+    its GAN plus the choice cost."""
+    rows = []
+    for dataset, classifiers in table.items():
+        regimes = classifiers.get("sklearn", classifiers.get("cnn", {}))
+        for regime, entries in regimes.items():
+            e = entries.get("gan-auto", {})
+            if e.get("chosen_cap"):
+                caps = ", ".join(f"{c:g}" for c in e["chosen_cap"])
+                rows.append(f"| {dataset} | {regime} | {caps} | {np.mean(e['gan_seconds']):.0f} |")
+    if not rows:
+        return []
+    return ["max_synthetic_per_real chosen by the gan-auto rows on validation splits of the training subset "
+            "(0 = random oversampling), by seed; seconds for the GAN and the choice:", "",
+            "| dataset | regime | chosen caps | s |", "| --- | --- | --- | --- |", *rows, ""]
+
+
 def markdown(cfg: dict, table: dict, info: dict | None, regime_counts: dict) -> str:
     lines = [f"# Downstream benchmark, profile `{cfg['profile']}`", ""]
     if cfg["profile"] != "full":
@@ -805,6 +867,7 @@ def markdown(cfg: dict, table: dict, info: dict | None, regime_counts: dict) -> 
                   f"({info['torch_threads']} threads), device {info['device']}, commit "
                   f"{(info.get('git_commit') or '?')[:10]}.", ""]
     lines += summary_table(cfg, table) + [""] + best_gan_table(cfg, table) + [""] + versus_table(cfg, table) + [""]
+    lines += selection_table(table)
     lines += ["Balanced accuracy on the real test split, % (mean ± 95% t-interval over seeds). "
               "GAN rows: paired difference (percentage points, same seeds) against the best non-GAN row of the "
               "regime, named under it.", ""]

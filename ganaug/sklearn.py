@@ -13,6 +13,7 @@ import hashlib
 import json
 import numbers
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 from imblearn.over_sampling.base import BaseOverSampler
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
@@ -29,7 +30,8 @@ from .checkpoint import is_checkpoint
 from .data import as_image_data
 from .gan import ConditionalDCGAN, resolve_device
 from .params import PARAMETERS, check_values, parameter_constraints
-from .sampling import real_duplicates, split_synthetic
+from .sampling import real_duplicates, split_synthetic, synthetic_counts
+from .selection import candidate_caps, default_probe, select_cap, validation_split
 
 __all__ = ["GANAugmentedClassifier", "GANOverSampler"]
 
@@ -76,11 +78,28 @@ spectral_norm, dropout, minibatch_std, fake_labels, augment, ema, max_time, prec
     filter : float, default=None
         Keep only synthetic images that the GAN's domain classifier assigns to their class
         with at least this probability (see ``ConditionalDCGAN.sample``).
-    max_synthetic_per_real : float, default=None
+    max_synthetic_per_real : float, "auto", list of float or None, default=None
         At most this many synthetic rows per real row of a class; the rest of what
         ``sampling_strategy`` asks for are random copies of the class's real rows (random
         oversampling). None: every added row is synthetic. A class with 10 real rows and
         ``max_synthetic_per_real=1`` gets at most 10 synthetic ones.
+
+        ``"auto"`` (or a list of caps) chooses the cap on a validation split: a stratified
+        ``validation_size`` share of the rows is held out, the GAN is trained on the rest,
+        and ``selection_estimator`` is fitted on the rest resampled with each cap of
+        ``ganaug.selection.AUTO_CAPS`` (0, 0.5, 1, 2; 0 is plain random oversampling, the
+        fallback, which wins ties). The cap with the best balanced accuracy on the held-out
+        rows is used for the output, with that same GAN (it never saw the held-out rows;
+        they are in the output as real rows). Cost: the GAN trains on fewer rows, and the
+        probe is fitted once per cap. ``selection_`` records the evidence.
+    selection_estimator : classifier, default=None
+        The probe that ``max_synthetic_per_real="auto"`` scores caps with, fitted on rows
+        as this sampler outputs them. None: the rows scaled to [0, 1] by ``value_range``,
+        then ``LogisticRegression(max_iter=1000)``. ``GANAugmentedClassifier`` passes its
+        own estimator.
+    validation_size : float, default=0.2
+        Share of each class held out for ``max_synthetic_per_real="auto"`` (at least one
+        row, never a class's only row).
     cache_dir : path, default=None
         Opt-in cache of trained GANs, keyed on a SHA-256 of X, y and every parameter that
         affects training. Refitting on the same rows (e.g. a grid search over the
@@ -105,6 +124,11 @@ spectral_norm, dropout, minibatch_std, fake_labels, augment, ema, max_time, prec
         Copies of real rows in the last output.
     cache_hit_ : bool
         Whether the GAN came from ``cache_dir`` instead of being trained.
+    selection_ : dict or None
+        With ``max_synthetic_per_real="auto"``: the chosen ``max_synthetic_per_real``, the
+        ``candidates`` and their validation ``scores``, ``fallback`` (random oversampling
+        won), the split's sizes and the seconds spent (``gan_seconds``, ``seconds`` for the
+        probes). None otherwise.
 
     Examples
     --------
@@ -129,7 +153,10 @@ spectral_norm, dropout, minibatch_std, fake_labels, augment, ema, max_time, prec
         "generator": [HasMethods(["sample"]), str, os.PathLike, None],
         "train_classifier": ["boolean", None],
         "filter": [Interval(numbers.Real, 0, 1, closed="both"), None],
-        "max_synthetic_per_real": [Interval(numbers.Real, 0, None, closed="left"), None],
+        "max_synthetic_per_real": [Interval(numbers.Real, 0, None, closed="left"), StrOptions({"auto"}), list, tuple,
+                                   None],
+        "selection_estimator": [HasMethods(["fit", "predict"]), None],
+        "validation_size": [Interval(numbers.Real, 0, 1, closed="neither")],
         "cache_dir": [str, os.PathLike, None],
     }
 
@@ -141,12 +168,8 @@ spectral_norm, dropout, minibatch_std, fake_labels, augment, ema, max_time, prec
         image_shape: tuple[int, ...] | None = None,
         value_range: tuple[float, float] | None = None,
         generator: Any = None,
-        arch: str = "dcgan",
-        latent_dim: int = 100,
-        embed_dim: int = 10,
-        width: int | None = None,
-        kernel_size: int | None = None,
-        max_epochs: int = 50,
+        arch: str = "dcgan", latent_dim: int = 100, embed_dim: int = 10,
+        width: int | None = None, kernel_size: int | None = None, max_epochs: int = 50,
         batch_size: int | None = None,
         lr_g: float | None = None, lr_d: float | None = None, betas: tuple[float, float] | None = None,
         loss: str = "hinge",
@@ -157,7 +180,8 @@ spectral_norm, dropout, minibatch_std, fake_labels, augment, ema, max_time, prec
         ema: float | None = 0.999,
         max_time: float | None = None,
         train_classifier: bool | None = None,
-        filter: float | None = None, max_synthetic_per_real: float | None = None,  # noqa: A002
+        filter: float | None = None, max_synthetic_per_real: float | str | list | None = None,  # noqa: A002
+        selection_estimator: Any = None, validation_size: float = 0.2,
         precision: str = "auto", compile: str = "off", device: str = "auto",  # noqa: A002
         cache_dir: str | os.PathLike | None = None,
         verbose: bool = False,
@@ -188,6 +212,8 @@ spectral_norm, dropout, minibatch_std, fake_labels, augment, ema, max_time, prec
         self.train_classifier = train_classifier
         self.filter = filter
         self.max_synthetic_per_real = max_synthetic_per_real
+        self.selection_estimator = selection_estimator
+        self.validation_size = validation_size
         self.precision = precision
         self.compile = compile
         self.device = device
@@ -197,6 +223,7 @@ spectral_norm, dropout, minibatch_std, fake_labels, augment, ema, max_time, prec
     def _validate_params(self) -> None:
         super()._validate_params()
         check_values({name: getattr(self, name) for name in _GAN_PARAMS})
+        candidate_caps(self.max_synthetic_per_real)  # a list's entries
 
     def _check_X_y(self, X: Any, y: Any, accept_sparse: Any = None) -> tuple[Any, Any, bool]:
         # Images are dense: refuse sparse matrices with sklearn's own message.
@@ -244,38 +271,69 @@ spectral_norm, dropout, minibatch_std, fake_labels, augment, ema, max_time, prec
             gan.save(path, overwrite=True)
         return gan
 
-    def _fit_resample(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        # Validates X as images (shape, range, NaN, classes) and gives the row format back.
-        data = as_image_data(X, y, image_shape=self.image_shape, value_range=self.value_range)
-        rng = check_random_state(self.random_state)
-        gan_seed, sample_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=2))
-        if self.generator is not None:
-            gan = self._pretrained()
-            self.cache_hit_ = False
-            unknown = sorted(set(np.unique(y).tolist()) - set(gan.classes_.tolist()))
-            if unknown:
-                raise ValueError(f"The generator does not know classes {unknown}; it was trained on {gan.classes_.tolist()}.")
-        else:
-            gan = self._fit_generator(X, y, data, gan_seed)
+    def _generator_for(self, X: np.ndarray, y: np.ndarray, data: Any, seed: int) -> ConditionalDCGAN:
+        if self.generator is None:
+            return self._fit_generator(X, y, data, seed)
+        gan = self._pretrained()
+        self.cache_hit_ = False
+        unknown = sorted(set(np.unique(y).tolist()) - set(gan.classes_.tolist()))
+        if unknown:
+            raise ValueError(
+                f"The generator does not know classes {unknown}; it was trained on {gan.classes_.tolist()}.")
         if tuple(gan.image_shape_) != data.image_shape:
             raise ValueError(
                 f"The generator makes images of shape {gan.image_shape_} (C, H, W) but the rows of X are "
                 f"{data.image_shape}; check image_shape."
             )
+        return gan
+
+    def _synthetic_rows(self, gan: ConditionalDCGAN, data: Any, wanted: dict, seed: int, like: np.ndarray,
+                        y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        images, labels = gan.sample(wanted, random_state=seed, output="tensor", filter=self.filter)
+        rows = data.spec.restore(images).reshape(len(labels), like.shape[1]).astype(like.dtype, copy=False)
+        return rows, np.asarray(labels, dtype=y.dtype)
+
+    def _selected_generator(self, X: np.ndarray, y: np.ndarray, caps: tuple[float, ...], gan_seed: int,
+                            sample_seed: int, split_seed: int) -> tuple[ConditionalDCGAN, float]:
+        """Train the GAN without a validation split and choose the cap on it (``selection_``)."""
+        split = validation_split(y, float(self.validation_size), split_seed)
+        train = split[0]
+        part = as_image_data(X[train], y[train], image_shape=self.image_shape, value_range=self.value_range)
+        start = time.perf_counter()
+        gan = self._generator_for(X[train], y[train], part, gan_seed)
+        gan_seconds = time.perf_counter() - start
+        classes, counts = np.unique(y[train], return_counts=True)
+        added = synthetic_counts(dict(zip(classes.tolist(), counts.tolist())), self.sampling_strategy)
+        probe = self.selection_estimator if self.selection_estimator is not None else default_probe(
+            part.spec.value_range)
+        self.selection_ = select_cap(
+            X, y, split, added, caps,
+            lambda wanted: self._synthetic_rows(gan, part, wanted, sample_seed, X, y), probe, sample_seed)
+        self.selection_["gan_seconds"] = round(gan_seconds, 2)
+        return gan, self.selection_["max_synthetic_per_real"]
+
+    def _fit_resample(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Validates X as images (shape, range, NaN, classes) and gives the row format back.
+        data = as_image_data(X, y, image_shape=self.image_shape, value_range=self.value_range)
+        rng = check_random_state(self.random_state)
+        gan_seed, sample_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=2))
+        caps = candidate_caps(self.max_synthetic_per_real)
+        self.selection_ = None
+        if caps is None:
+            gan, cap = self._generator_for(X, y, data, gan_seed), self.max_synthetic_per_real
+        else:
+            gan, cap = self._selected_generator(X, y, caps, gan_seed, sample_seed, int(rng.randint(0, 2**31 - 1)))
         classes, counts = np.unique(y, return_counts=True)
-        synthetic, copies = split_synthetic(self.sampling_strategy_, dict(zip(classes.tolist(), counts.tolist())),
-                                            self.max_synthetic_per_real)
+        synthetic, copies = split_synthetic(self.sampling_strategy_, dict(zip(classes.tolist(), counts.tolist())), cap)
         wanted = {c: n for c, n in synthetic.items() if n > 0}
-        images, labels = gan.sample(wanted, random_state=sample_seed, output="tensor", filter=self.filter)
-        X_new = data.spec.restore(images).reshape(len(labels), X.shape[1])
+        X_new, y_new = self._synthetic_rows(gan, data, wanted, sample_seed, X, y)
         copied = real_duplicates(y, copies, sample_seed)
         self.generator_ = gan
         self.classes_ = classes
         self.n_original_samples_ = X.shape[0]
         self.n_copies_ = len(copied)
-        self.synthetic_mask_ = np.r_[np.zeros(X.shape[0] + len(copied), bool), np.ones(len(labels), bool)]
-        return (np.vstack([X, X[copied], X_new.astype(X.dtype, copy=False)]),
-                np.hstack([y, y[copied], np.asarray(labels, dtype=y.dtype)]))
+        self.synthetic_mask_ = np.r_[np.zeros(X.shape[0] + len(copied), bool), np.ones(len(y_new), bool)]
+        return np.vstack([X, X[copied], X_new]), np.hstack([y, y[copied], y_new])
 
     def __sklearn_tags__(self):  # type: ignore[no-untyped-def]
         tags = super().__sklearn_tags__()
@@ -312,7 +370,9 @@ class GANAugmentedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         The classifier to train; None means ``LogisticRegression(max_iter=1000)``.
     oversampler : GANOverSampler or any imbalanced-learn sampler, default=None
         None means ``GANOverSampler()``. Its parameters are reachable for grid search as
-        ``oversampler__max_epochs`` and so on.
+        ``oversampler__max_epochs`` and so on. A GANOverSampler without a
+        ``selection_estimator`` chooses ``max_synthetic_per_real="auto"`` with ``estimator``
+        (without ``fit_params``).
 
     Attributes
     ----------
@@ -350,8 +410,10 @@ class GANAugmentedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         y_array = np.asarray(y)
         if y_array.ndim == 2 and y_array.shape[1] == 1:
             y = column_or_1d(y_array, warn=True)  # DataConversionWarning, as every sklearn classifier
-        X_res, y_res = self.oversampler_.fit_resample(X, y)
         estimator = self.estimator if self.estimator is not None else LogisticRegression(max_iter=1000)
+        if isinstance(self.oversampler_, GANOverSampler) and self.oversampler_.selection_estimator is None:
+            self.oversampler_.set_params(selection_estimator=estimator)  # choose the cap with the real classifier
+        X_res, y_res = self.oversampler_.fit_resample(X, y)
         self.estimator_ = clone(estimator).fit(X_res, y_res, **fit_params)
         self.classes_ = self.estimator_.classes_
         self.n_features_in_ = self.oversampler_.n_features_in_

@@ -27,6 +27,7 @@ def tiny_config(path: Path) -> Path:
         "gan": {"steps": 12, "params": {"width": 8, "latent_dim": 16}, "fill": 1.5, "filter": 0.0},
         "gan_classic": {"steps": 1, "params": {"arch": "classic"}},
         "gan_balanced_labels": {"steps": 12, "params": {"width": 8, "latent_dim": 16, "fake_labels": "balanced"}},
+        "gan_auto": {"steps": 12, "params": {"width": 8, "latent_dim": 16}, "validation_size": 0.2},
         "quality": {"n_per_class": 10, "cas_epochs": 1},
     }}
     path.write_text(json.dumps(cfg))
@@ -67,7 +68,16 @@ def test_tiny_run_writes_every_method_and_a_table(tiny_run):
                     continue
                 m = run["metrics"]
                 assert 0 <= m["balanced_accuracy"] <= 1 and 0 <= m["minority_recall"] <= 1
-                if method.startswith("gan"):
+                if method in downstream.AUTO_METHODS:
+                    # balanced to the largest class like ROS, with the cap chosen on a validation split
+                    selection = run["gan"]["selection"]
+                    cap = selection["max_synthetic_per_real"]
+                    assert cap in selection["candidates"] == [0.0, 0.5, 1.0, 2.0]
+                    assert selection["n_train"] + selection["n_validation"] == counts.sum()
+                    assert run["n_synthetic"] == 5 * min(72, round(cap * 8))
+                    assert run["n_train"] == 800 * (2 if method.endswith("classical") and classifier == "sklearn"
+                                                    else 1)
+                elif method.startswith("gan"):
                     # fill 1.5: every class up to 1.5 x 80 = 120 images, real and synthetic together;
                     # hybrid rows balance to the largest class (80), at most cap synthetic per real image
                     hybrid = cfg["hybrid_caps"].get(method)
@@ -86,6 +96,7 @@ def test_tiny_run_writes_every_method_and_a_table(tiny_run):
         assert (results / f"downstream-tiny-digits-{classifier}.png").stat().st_size > 1000
     assert "| smote |" in text and "| Δ gan |" in text and "| Δ gan-filter |" in text
     assert "| gan-classic | n/a |" in text
+    assert "chosen by the gan-auto rows" in text and "| Δ gan-auto |" in text
 
 
 def test_paired_differences_come_from_the_per_seed_runs(tiny_run):
