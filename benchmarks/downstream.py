@@ -364,8 +364,10 @@ def train_gan(X: np.ndarray, y: np.ndarray, gan_cfg: dict, seed: int, device: st
 class Run:
     """One (dataset, regime, seed): the training subset, its GANs, and every method on it."""
 
-    def __init__(self, cfg: dict, data: dict, dataset: str, regime: str, seed: int, device: str) -> None:
+    def __init__(self, cfg: dict, data: dict, dataset: str, regime: str, seed: int, device: str,
+                 gan_cache: Path | None = None) -> None:
         self.cfg, self.device, self.seed = cfg, device, seed
+        self.gan_cache = gan_cache  # GANOverSampler's cache_dir for the auto rows' GAN: later rows reuse it
         X, y, pool, test = data["X"], data["y"], data["pool"], data["test"]
         n_classes = int(y.max()) + 1
         spec = cfg["datasets"][dataset]
@@ -408,7 +410,7 @@ class Run:
             gan_cfg = self.cfg["gan_auto"]
             n_train = len(validation_split(self.y, gan_cfg["validation_size"], 0)[0])  # sizes do not depend on the seed
             batch = min(int(resolve(ConditionalDCGAN(**gan_cfg["params"]).get_params(), "batch_size")), n_train)
-            sampler = GANOverSampler(**gan_cfg["params"], max_synthetic_per_real="auto",
+            sampler = GANOverSampler(**gan_cfg["params"], max_synthetic_per_real="auto", cache_dir=self.gan_cache,
                                      validation_size=gan_cfg["validation_size"], image_shape=self.X.shape[1:],
                                      value_range=(0, 255), random_state=self.seed, device=self.device,
                                      max_epochs=math.ceil(gan_cfg["steps"] / (n_train // batch)))
@@ -648,7 +650,7 @@ def run_all(cfg: dict, results: Path, device: str, log=print, shard: tuple[int, 
             record["skipped"] = reason
             record["runs"] = {c: {m: {"skipped": reason} for m in ms} for c, ms in cfg["methods"].items()}
         else:
-            run = Run(cfg, data, dataset, regime, seed, device)
+            run = Run(cfg, data, dataset, regime, seed, device, results / ".gan-cache")
             record["counts"] = run.counts.tolist()
             record["n_test"] = int(len(run.y_test))
             for classifier, method in missing:

@@ -301,3 +301,57 @@ def test_a_synthetic_cap_keeps_imblearns_counts_and_copies_real_rows(imbalanced_
         assert any((X[y == label] == row).all(1))
     with pytest.raises(ValueError, match="max_synthetic_per_real"):
         _sampler(max_synthetic_per_real=-1).fit_resample(X, y)
+
+
+def test_auto_cap_is_chosen_on_rows_the_gan_never_saw(imbalanced_digits):
+    X, y = imbalanced_digits
+    sampler = _sampler(max_synthetic_per_real="auto")
+    X_res, y_res = sampler.fit_resample(X, y)
+    selection = sampler.selection_
+    assert selection["candidates"] == [0.0, 0.5, 1.0, 2.0] and len(selection["scores"]) == 4
+    assert selection["max_synthetic_per_real"] == selection["candidates"][int(np.argmax(selection["scores"]))]
+    # the GAN was trained on the training part only: 20% of each class (at least one row) held out
+    assert sampler.generator_.class_counts_.sum() == selection["n_train"] == len(y) - selection["n_validation"]
+    assert selection["n_validation"] == 8 * 12 + 2 * 2 and selection["gan_seconds"] > 0
+    _, y_ref = RandomOverSampler(random_state=0).fit_resample(X, y)
+    assert Counter(y_res.tolist()) == Counter(y_ref.tolist())
+    synthetic, real = Counter(y_res[sampler.synthetic_mask_].tolist()), Counter(y.tolist())
+    assert all(synthetic[c] <= selection["max_synthetic_per_real"] * real[c] for c in real)
+    X_again, _ = clone(sampler).fit_resample(X, y)
+    np.testing.assert_array_equal(X_again, X_res)
+    assert _sampler(max_synthetic_per_real=0.5).fit(X, y).selection_ is None
+
+
+def test_auto_falls_back_to_random_oversampling_when_synthetic_rows_do_not_help(imbalanced_digits):
+    from sklearn.dummy import DummyClassifier
+
+    X, y = imbalanced_digits
+    # a probe that ignores its input scores every cap the same: the tie goes to random oversampling
+    sampler = _sampler(max_synthetic_per_real=[0.5, 3], selection_estimator=DummyClassifier())
+    X_res, y_res = sampler.fit_resample(X, y)
+    assert sampler.selection_["candidates"] == [0.0, 0.5, 3.0] and sampler.selection_["fallback"]
+    assert sampler.synthetic_mask_.sum() == 0 and sampler.n_copies_ == len(y_res) - len(y)
+    _, y_ref = RandomOverSampler(random_state=0).fit_resample(X, y)
+    assert Counter(y_res.tolist()) == Counter(y_ref.tolist())
+
+
+def test_the_meta_classifier_chooses_the_cap_with_its_own_estimator(imbalanced_digits):
+    from sklearn.dummy import DummyClassifier
+
+    X, y = imbalanced_digits
+    sampler = _sampler(max_synthetic_per_real="auto")
+    clf = GANAugmentedClassifier(DummyClassifier(), sampler).fit(X, y)
+    assert isinstance(clf.oversampler_.selection_estimator, DummyClassifier)
+    assert clf.oversampler_.selection_["fallback"]
+    assert sampler.selection_estimator is None  # the user's sampler is not changed
+
+
+@pytest.mark.parametrize("bad", [[-1], [], "best"])
+def test_bad_auto_settings_are_clear_errors(imbalanced_digits, bad):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = imbalanced_digits
+    with pytest.raises((ValueError, InvalidParameterError), match="max_synthetic_per_real"):
+        _sampler(max_synthetic_per_real=bad).fit_resample(X, y)
+    with pytest.raises(InvalidParameterError, match="validation_size"):
+        _sampler(max_synthetic_per_real="auto", validation_size=1.0).fit_resample(X, y)
