@@ -119,6 +119,11 @@ class ConditionalDCGAN(BaseEstimator):
         Class labels of the generator's fake batches. ``"batch"``: the real batch's, so
         each class is practised as often as it occurs in the data (a class with 10 of
         1,430 images 0.7% of the time). ``"balanced"``: drawn uniformly over the classes.
+    lecam : float or None, default=None
+        Weight of the LeCam regulariser (Tseng et al. 2021): the discriminator also pays
+        ``mean(relu(D(real) - a_fake)^2) + mean(relu(a_real - D(fake))^2)``, where
+        ``a_real`` / ``a_fake`` are moving averages (decay 0.99) of its mean outputs. It
+        keeps the discriminator from growing overconfident on few images. None: off.
     augment : str or None, default="translation"
         DiffAugment policy applied to real and fake images before the discriminator,
         e.g. ``"translation,cutout"``; policies: ``color``, ``translation``, ``cutout``.
@@ -203,6 +208,7 @@ class ConditionalDCGAN(BaseEstimator):
         dropout: float | None = None,
         minibatch_std: bool = False,
         fake_labels: str = "batch",
+        lecam: float | None = None,
         augment: str | None = "translation",
         ema: float | None = 0.999,
         max_time: float | None = None,
@@ -228,6 +234,7 @@ class ConditionalDCGAN(BaseEstimator):
         self.dropout = dropout
         self.minibatch_std = minibatch_std
         self.fake_labels = fake_labels
+        self.lecam = lecam
         self.augment = augment
         self.ema = ema
         self.max_time = max_time
@@ -261,6 +268,7 @@ class ConditionalDCGAN(BaseEstimator):
             precision=self.precision,
             compile=self.compile,
             fake_labels=self.fake_labels,
+            lecam=None if self.lecam is None else float(self.lecam),
         )
 
     # ------------------------------------------------------------------ pickling

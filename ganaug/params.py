@@ -92,6 +92,9 @@ PARAMETERS: dict[str, Parameter] = {
     "fake_labels": P("batch", "choice", "Labels of the generator's fake batches: batch (the real batch's, so the data's "
                      "class frequencies) or balanced (uniform, so rare classes are practised as often as the others).",
                      choices=("batch", "balanced")),
+    "lecam": P(None, "float", "Weight of the LeCam regulariser of the discriminator (Tseng et al. 2021), which keeps "
+               "its outputs near moving averages of each other under limited data; 'none' turns it off.", low=0,
+               nullable=True),
     "augment": P("translation", "text", "DiffAugment policy before the discriminator, comma-separated from color, "
                  "translation, cutout; 'none' turns it off.", nullable=True),
     "ema": P(0.999, "float", "Sample from a moving average of the generator weights with this decay; 'none' "

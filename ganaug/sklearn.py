@@ -69,7 +69,7 @@ class GANOverSampler(BaseOverSampler):
         ``sklearn.frozen.FrozenEstimator(gan)`` when the sampler will be cloned. A model
         trained outside the folds sees their test rows: only use one trained elsewhere.
     arch, latent_dim, embed_dim, width, kernel_size, max_epochs, batch_size, lr_g, lr_d, betas, loss, \
-spectral_norm, dropout, minibatch_std, fake_labels, augment, ema, max_time, precision, compile, device, verbose
+spectral_norm, dropout, minibatch_std, fake_labels, lecam, augment, ema, max_time, precision, compile, device, verbose
         Passed to :class:`ganaug.ConditionalDCGAN`, with its defaults (``verbose`` is
         False here: a sampler runs inside pipelines and cross-validation loops).
     train_classifier : bool or None, default=None
@@ -175,7 +175,7 @@ spectral_norm, dropout, minibatch_std, fake_labels, augment, ema, max_time, prec
         loss: str = "hinge",
         spectral_norm: bool = True,
         dropout: float | None = None,
-        minibatch_std: bool = False, fake_labels: str = "batch",
+        minibatch_std: bool = False, fake_labels: str = "batch", lecam: float | None = None,
         augment: str | None = "translation",
         ema: float | None = 0.999,
         max_time: float | None = None,
@@ -206,6 +206,7 @@ spectral_norm, dropout, minibatch_std, fake_labels, augment, ema, max_time, prec
         self.dropout = dropout
         self.minibatch_std = minibatch_std
         self.fake_labels = fake_labels
+        self.lecam = lecam
         self.augment = augment
         self.ema = ema
         self.max_time = max_time

@@ -43,6 +43,7 @@ class TrainConfig:
     precision: str = "auto"  # ganaug.fastpath.PRECISIONS, resolved per device when training starts
     compile: str = "off"  # ganaug.fastpath.COMPILE_MODES
     fake_labels: str = "batch"  # "batch": the real batch's labels; "balanced": uniform over the classes
+    lecam: float | None = None  # weight of the LeCam regulariser of D
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -128,6 +129,7 @@ def train(
     generator_step, discriminator_step = path.compiled(generator), path.compiled(discriminator)
     batch_size = min(config.batch_size, len(images))
     average = _Average(ema_generator, config.ema, seed, device)
+    anchors = LeCamAnchors.from_history(state.history, device) if config.lecam else None
     started = time.perf_counter()
     generator.train()
     discriminator.train()
@@ -138,7 +140,7 @@ def train(
             for real, y, z, y_fake in _epoch_batches(images, labels, batch_size, generator.config, seed, epoch,
                                                      path.device_rng, config.fake_labels == "balanced"):
                 records.append(_adversarial_step(generator_step, discriminator_step, (opt_g, opt_d), loss, real,
-                                                 (y, y_fake), z, config.augment, path))
+                                                 (y, y_fake), z, config.augment, path, (config.lecam, anchors)))
                 average.update(generator, state.step)
                 state.step += 1
                 bar.update(1)
@@ -203,17 +205,18 @@ def _epoch_batches(
 def _adversarial_step(
     generator: Any, discriminator: Any, optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
     loss: GANLoss, real: torch.Tensor, y: tuple[torch.Tensor, torch.Tensor], z: torch.Tensor, augment: str | None,
-    path: FastPath,
+    path: FastPath, lecam: tuple[float | None, LeCamAnchors | None] = (None, None),
 ) -> torch.Tensor:
     """One D step and one G step (either network may be its compiled view); ``y`` holds the
-    real and the fake labels. Returns the step's record (d_loss, g_loss, mean real logit,
-    mean fake logit), still on the device."""
+    real and the fake labels, ``lecam`` the regulariser's weight and anchors. Returns the
+    step's record (d_loss, g_loss, mean real logit, mean fake logit), still on the device."""
     opt_g, opt_d = optimizers
     _, y_fake = y
     with path.autocast():
         fake = generator(z, y_fake)  # (B, C, H, W)
     # Update D: real -> 1, fake -> 0 (both through the same augmentation).
-    loss_d, d_real, d_fake = _update_discriminator(discriminator, opt_d, loss, real, fake.detach(), y, augment, path)
+    loss_d, d_real, d_fake = _update_discriminator(discriminator, opt_d, loss, real, fake.detach(), y, augment, path,
+                                                   lecam)
     # Update G: make D call the same fakes real.
     with path.autocast():
         logits = discriminator(diff_augment(fake, augment), y_fake)
@@ -231,6 +234,7 @@ def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
 def _update_discriminator(
     discriminator: Discriminator, opt_d: torch.optim.Optimizer, loss: GANLoss, real: torch.Tensor,
     fake: torch.Tensor, y: tuple[torch.Tensor, torch.Tensor], augment: str | None, path: FastPath,
+    lecam: tuple[float | None, LeCamAnchors | None] = (None, None),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of D on real and (detached) fake images; returns its loss and both logits (fp32).
     ``discriminator`` may be its compiled view (``FastPath.compiled``)."""
@@ -247,6 +251,10 @@ def _update_discriminator(
             d_fake = discriminator(diff_augment(fake, augment), y_fake)
     d_real, d_fake = d_real.float(), d_fake.float()
     loss_d = loss.d_loss(d_real, d_fake)
+    weight, anchors = lecam
+    if weight and anchors is not None:
+        anchors.update(d_real, d_fake)  # this batch first, as in the authors' code
+        loss_d = loss_d + weight * anchors.penalty(d_real, d_fake)
     _step(opt_d, loss_d)
     return loss_d, d_real, d_fake
 
@@ -266,6 +274,34 @@ def _end_epoch(state: TrainState, epoch: int, records: list[torch.Tensor], bar: 
     if len(epoch_history):
         d_mean, g_mean = epoch_history[:, 0].mean().item(), epoch_history[:, 1].mean().item()
         bar.set_postfix(epoch=state.epoch, d_loss=f"{d_mean:.3f}", g_loss=f"{g_mean:.3f}")
+
+
+class LeCamAnchors:
+    """The LeCam regulariser's anchors (Tseng et al. 2021): moving averages, decay 0.99 from
+    zero, of D's mean output on real and on fake batches. Those means are the history's
+    ``d_real`` / ``d_fake`` columns, so a resumed run rebuilds the anchors exactly."""
+
+    decay = 0.99
+
+    def __init__(self, device: torch.device) -> None:
+        self.real = torch.zeros((), device=device)
+        self.fake = torch.zeros((), device=device)
+
+    @classmethod
+    def from_history(cls, history: dict[str, list[float]], device: torch.device) -> LeCamAnchors:
+        anchors = cls(device)
+        for d_real, d_fake in zip(history["d_real"], history["d_fake"]):
+            anchors.update(torch.tensor(d_real, device=device), torch.tensor(d_fake, device=device))
+        return anchors
+
+    @torch.no_grad()
+    def update(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> None:
+        self.real = self.decay * self.real + (1 - self.decay) * d_real.mean()
+        self.fake = self.decay * self.fake + (1 - self.decay) * d_fake.mean()
+
+    def penalty(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+        """``mean(relu(D(real) - a_fake)^2) + mean(relu(a_real - D(fake))^2)``."""
+        return torch.relu(d_real - self.fake).pow(2).mean() + torch.relu(self.real - d_fake).pow(2).mean()
 
 
 class _Average:

@@ -173,3 +173,33 @@ def test_balanced_fake_labels_train_and_round_trip(digits, tmp_path):
     assert gan.history_["g_loss"] != plain.history_["g_loss"]
     gan.save(tmp_path / "m")
     assert ConditionalDCGAN.load(tmp_path / "m").train_config_.fake_labels == "balanced"
+
+
+def test_lecam_penalty_and_anchors():
+    from ganaug.trainer import LeCamAnchors
+
+    anchors = LeCamAnchors(torch.device("cpu"))
+    d_real, d_fake = torch.tensor([2.0, 0.0]), torch.tensor([-1.0, 1.0])
+    assert anchors.penalty(d_real, d_fake).item() == pytest.approx((4 + 0) / 2 + (1 + 0) / 2)
+    anchors.update(d_real, d_fake)  # means 1 and 0: 0.01 of the way from zero
+    assert (anchors.real.item(), anchors.fake.item()) == pytest.approx((0.01, 0.0))
+    # relu(D(real) - a_fake)^2 and relu(a_real - D(fake))^2
+    assert anchors.penalty(d_real, d_fake).item() == pytest.approx(2.0 + 1.01**2 / 2)
+    history = {"d_real": [1.0, 3.0], "d_fake": [0.0, -2.0]}
+    rebuilt = LeCamAnchors.from_history(history, torch.device("cpu"))
+    assert rebuilt.real.item() == pytest.approx(0.99 * 0.01 + 0.01 * 3.0)
+    assert rebuilt.fake.item() == pytest.approx(0.01 * -2.0)
+
+
+def test_lecam_trains_resumes_exactly_and_round_trips(digits, tmp_path):
+    X, y = digits[0][:128], digits[1][:128]
+    params = dict(TINY, max_epochs=2, lecam=0.3)
+    straight = ConditionalDCGAN(random_state=0, **params).fit(X, y)
+    plain = ConditionalDCGAN(random_state=0, **dict(params, lecam=None)).fit(X, y)
+    assert straight.train_config_.lecam == 0.3 and straight.history_["d_loss"] != plain.history_["d_loss"]
+    first = ConditionalDCGAN(random_state=0, **dict(params, max_epochs=1)).fit(X, y)
+    first.save(tmp_path / "ckpt")
+    resumed = ConditionalDCGAN.load(tmp_path / "ckpt", device="cpu")
+    assert resumed.train_config_.lecam == 0.3
+    resumed.set_params(max_epochs=2).fit(X, y, resume=True)
+    assert resumed.history_ == straight.history_  # the anchors were rebuilt from the history

@@ -121,6 +121,7 @@ TRAINING_FIELDS = {
     "augment": optional(nullable(text(200))),
     "ema": optional(nullable(number(0, 1, open="both"))),
     "max_time": optional(nullable(number(0, 1e12, open="low"))),
+    "lecam": optional(nullable(number(0, 1e6))),
     **{name: optional(choice(*PARAMETERS[name].choices)) for name in ("precision", "compile", "fake_labels")},
     "epoch": integer(0, MAX_EPOCHS),
     "step": integer(0, MAX_STEPS),
