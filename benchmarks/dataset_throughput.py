@@ -50,7 +50,9 @@ def main() -> None:
         for storage in ("memory", "disk", "lazy"):
             for transform_name, transform in (("to_tensor", to_tensor), ("albumentations", album)):
                 start = time.perf_counter()
-                ds = AugmentedDataset(real, gan, {c: args.per_class for c in range(10)}, transform=transform, storage=storage, random_state=0,
+                # max_synthetic_per_real=None: measure synthetic items, not copies of real ones
+                ds = AugmentedDataset(real, gan, {c: args.per_class for c in range(10)}, max_synthetic_per_real=None,
+                                      transform=transform, storage=storage, random_state=0,
                                       cache_dir=Path(cache) / storage, chunk_size=128)
                 build = time.perf_counter() - start
                 for workers in (0, 2):

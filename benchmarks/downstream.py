@@ -5,6 +5,7 @@
     python benchmarks/downstream.py --data images/ --profile full   # your data, same protocol
     python benchmarks/downstream.py --device cuda       # the same protocol on a GPU
     python benchmarks/downstream.py --tune              # choose the classifiers' settings on validation splits
+    python benchmarks/downstream.py --tune-cap          # choose AugmentedDataset's default cap the same way
     python benchmarks/downstream.py --report-only       # tables and plots from the results on disk
 
 Every setting lives in benchmarks/downstream.json (a profile overrides the values it names).
@@ -475,9 +476,10 @@ class Run:
                 dataset = ConcatDataset([ArrayDataset(self.X, self.y, transform),
                                          ArrayDataset(np.asarray(images), np.asarray(labels), transform)])
                 n_synthetic = len(labels)
-            else:
-                dataset = AugmentedDataset(real, gan, sampling_strategy=self.fill, transform=transform,
-                                           target_transform=lambda t: torch.as_tensor(t), random_state=self.seed)
+            else:  # every added image synthetic, as these rows always were (not AugmentedDataset's default cap)
+                dataset = AugmentedDataset(real, gan, sampling_strategy=self.fill, max_synthetic_per_real=None,
+                                           transform=transform, target_transform=lambda t: torch.as_tensor(t),
+                                           random_state=self.seed)
                 n_synthetic = dataset.n_synthetic
         else:
             raise ValueError(f"Unknown cnn method {method!r}.")
@@ -1029,6 +1031,55 @@ def tune(cfg: dict, results: Path, device: str, log=print) -> dict:
     return out
 
 
+def tune_cap(cfg: dict, results: Path, device: str, log=print) -> dict:
+    """Choose AugmentedDataset's default max_synthetic_per_real on validation splits (the rest
+    of each run's pool), never on the test split: for each imbalanced regime and seed, the
+    CNN is trained on the run's subset balanced with each cap, from the gan-auto rows' GAN
+    (cached; it saw neither split), and scored on the validation split. Every cap is paired
+    with cap 0 (random oversampling) of the same run."""
+    from ganaug import AugmentedDataset
+
+    spec = cfg["tune_cap"]
+    caps = spec["caps"]
+    out: dict = {"caps": caps, "seeds": spec["seeds"], "runs": [], "machine": machine(device)}
+    for dataset in cfg.get("datasets_only") or cfg["datasets"]:
+        data = prepare(cfg, dataset, device)
+        if isinstance(data, str):
+            log(f"{dataset}: skipped ({data})")
+            continue
+        for regime in spec["regimes"]:
+            for seed in range(spec["seeds"]):
+                run = Run(cfg, data, dataset, regime, seed, device, results / ".gan-cache")
+                sampler, _, _ = run.auto_sampler()
+                real = TensorDataset(torch.from_numpy(run.X), torch.from_numpy(run.y))
+                found = {}
+                for cap in caps:
+                    augmented = AugmentedDataset(real, sampler.generator_, sampling_strategy="auto",
+                                                 max_synthetic_per_real=cap, transform=ImageTransform(),
+                                                 target_transform=lambda t: torch.as_tensor(t), random_state=seed)
+                    model = train_cnn(augmented, run.n_classes, run.shape, run.cnn_cfg, seed, device)
+                    found[str(cap)] = scores(run.y_val, cnn_predict(model, run.X_val, device),
+                                             run.counts)["balanced_accuracy"]
+                out["runs"].append({"dataset": dataset, "regime": regime, "seed": seed,
+                                    "validation_balanced_accuracy": found})
+                log(f"{dataset} {regime} seed {seed}: " + ", ".join(f"{c} {v:.4f}" for c, v in found.items()))
+    out["paired_vs_0"] = {}
+    for cap in caps[1:]:
+        diffs = [r["validation_balanced_accuracy"][str(cap)] - r["validation_balanced_accuracy"][str(caps[0])]
+                 for r in out["runs"]]
+        by_regime = {}
+        for r, d in zip(out["runs"], diffs):
+            by_regime.setdefault(f"{r['dataset']} {r['regime']}", []).append(d)
+        out["paired_vs_0"][str(cap)] = {"all": t_interval(diffs),
+                                        **{k: t_interval(v) for k, v in by_regime.items()}}
+    out["best"] = max(caps, key=lambda c: np.mean([r["validation_balanced_accuracy"][str(c)] for r in out["runs"]]))
+    log(f"best cap on validation splits: {out['best']}; paired vs {caps[0]}: "
+        + json.dumps({c: [round(x, 4) for x in v["all"]] for c, v in out["paired_vs_0"].items()}))
+    results.mkdir(parents=True, exist_ok=True)
+    write_json(results / "downstream-tuning-cap.json", out)
+    return out
+
+
 # --------------------------------------------------------------------------- command line
 
 
@@ -1045,6 +1096,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", action="append", default=[], metavar="NAME=PATH",
                    help="read the config's dataset NAME from PATH (e.g. mnist=/data/mnist on another machine)")
     p.add_argument("--tune", action="store_true", help="choose classifier settings on validation splits, then stop")
+    p.add_argument("--tune-cap", action="store_true",
+                   help="choose AugmentedDataset's default max_synthetic_per_real on validation splits, then stop")
     p.add_argument("--report-only", action="store_true", help="write tables and plots from the results on disk")
     p.add_argument("--shard", default="0/1", metavar="K/N",
                    help="run every N-th run from the K-th (0-based), for N processes sharing one plan")
@@ -1062,8 +1115,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg.pop("datasets_only", None)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda but torch sees no CUDA device.")
-    if args.tune:
-        tune(cfg, args.results, args.device)
+    if args.tune or args.tune_cap:
+        (tune if args.tune else tune_cap)(cfg, args.results, args.device)
         return 0
     try:
         shard = tuple(int(v) for v in args.shard.split("/"))

@@ -1,12 +1,18 @@
+import functools
+
 import numpy as np
 import pytest
 import torch
+from conftest import TINY
 from PIL import Image
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
-from conftest import TINY
-from ganaug import ConditionalDCGAN
-from ganaug.datasets import AugmentedDataset, SyntheticDataset, dataset_targets
+from ganaug import ConditionalDCGAN, datasets
+from ganaug.datasets import SyntheticDataset, dataset_targets
+
+# These tests are about the synthetic items: every added item is synthetic unless a test
+# passes a cap. The default cap has its own test (test_the_default_cap_...).
+AugmentedDataset = functools.partial(datasets.AugmentedDataset, max_synthetic_per_real=None)
 
 # Digits with classes 3 and 7 cut to 20 images and 5 to 60; the others keep 100.
 CUT = {3: 20, 7: 20, 5: 60}
@@ -308,3 +314,11 @@ def test_a_synthetic_cap_fills_the_rest_with_copies_of_real_items(real, gan, cap
         assert label.item() == ds.targets[i]
     if ds.n_synthetic:
         assert ds.is_synthetic(len(ds) - 1)
+
+
+def test_the_default_cap_is_one_synthetic_item_per_real_item(real, gan):
+    ds = datasets.AugmentedDataset(real, gan, random_state=0)
+    added = {c: 100 - n for c, n in REAL_COUNTS.items()}
+    assert ds.synthetic_counts == {c: min(added[c], n) for c, n in REAL_COUNTS.items()}
+    assert np.bincount(ds.targets, minlength=10).tolist() == [100] * 10  # balanced like random oversampling
+    assert ds.n_copies == sum(added.values()) - ds.n_synthetic > 0

@@ -164,6 +164,22 @@ def test_t_interval():
     assert math.isnan(downstream.t_interval([0.5])[1])
 
 
+def test_tune_cap_scores_every_cap_on_validation_splits_only(tmp_path):
+    config = tiny_config(tmp_path / "tiny.json")
+    cfg = json.loads(config.read_text())
+    cfg["profiles"]["tiny"]["tune_cap"] = {"regimes": ["half-1:10"], "seeds": 1, "caps": [0, 1, None]}
+    config.write_text(json.dumps(cfg))
+    assert downstream.main(["--config", str(config), "--profile", "tiny", "--results", str(tmp_path / "r"),
+                            "--tune-cap"]) == 0
+    out = json.loads((tmp_path / "r" / "downstream-tuning-cap.json").read_text())
+    assert [(r["dataset"], r["regime"], r["seed"]) for r in out["runs"]] == [("digits", "half-1:10", 0)]
+    found = out["runs"][0]["validation_balanced_accuracy"]
+    assert sorted(found) == ["0", "1", "None"] and all(0 <= v <= 1 for v in found.values())
+    assert out["paired_vs_0"]["1"]["all"][0] == pytest.approx(found["1"] - found["0"])
+    assert out["best"] in (0, 1, None)
+    assert not list((tmp_path / "r").glob("downstream-digits-*.json"))  # no test-split run was made
+
+
 def test_bad_shard_and_profile_are_clear_errors():
     with pytest.raises(SystemExit, match="K/N"):
         downstream.main(["--shard", "3/2", "--report-only"])

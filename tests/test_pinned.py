@@ -61,7 +61,9 @@ def observed(tmp_path_factory):
     out["checkpoint_keys"] = sorted(meta)
     out["checkpoint_sections"] = {k: sorted(v) for k, v in meta.items() if isinstance(v, dict)}
 
-    sampler = GANOverSampler(random_state=0, **{k: v for k, v in SETTINGS.items() if k != "random_state"})
+    # max_synthetic_per_real=None: every added row synthetic, the rows this pin was recorded with
+    sampler = GANOverSampler(random_state=0, max_synthetic_per_real=None,
+                             **{k: v for k, v in SETTINGS.items() if k != "random_state"})
     Xf, yf = X.reshape(len(X), -1)[:120], y[:120]
     keep = (yf != 3) | (np.arange(len(yf)) < 40)  # make class 3 rare
     Xr, yr = sampler.fit_resample(Xf[keep], yf[keep])
