@@ -22,14 +22,14 @@ def test_quickstart_example_runs(tmp_path):
     assert (Path(tmp_path) / "checkpoint" / "ganaug.json").is_file()
 
 
-def test_rare_classes_benchmark_runs():
+def test_rare_classes_benchmark_runs(tmp_path):
     """A one-epoch, one-seed run of benchmarks/rare_classes.py, so the script cannot rot."""
     import json
 
     env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
     out = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "rare_classes.py"), "--epochs", "1", "--seeds", "1",
-         "--set", "width=8"],
+         "--set", "width=8", "--out", str(tmp_path / "rare.json")],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert out.returncode == 0, out.stderr
@@ -37,6 +37,9 @@ def test_rare_classes_benchmark_runs():
     means = json.loads(out.stdout.split("mean over seeds:")[1])
     assert 0 <= means["rare_fidelity"] <= 1 and 0 <= means["common_fidelity"] <= 1
     assert means["steps"] == 17  # 550 images // batch 32
+    written = json.loads((tmp_path / "rare.json").read_text())
+    assert written["means"] == means and written["settings"] == ["width=8"]
+    assert 0 <= means["balanced_accuracy_hybrid"] <= 1 and 0 <= written["baselines"]["random_oversampling"] <= 1
 
 
 @pytest.mark.slow
