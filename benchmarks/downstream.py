@@ -58,7 +58,7 @@ CONFIG = HERE / "downstream.json"
 RESULTS = HERE / "results"
 GAN_METHODS = ("gan", "gan+classical", "gan-filter", "gan-classic", "gan-hybrid", "gan-hybrid+classical",
                "gan-hybrid-half+classical", "gan-balanced-labels+classical", "gan-balanced-labels-hybrid+classical",
-               "gan-auto", "gan-auto+classical", "gan-ratio-1", "gan-ratio-1+classical")
+               "gan-auto", "gan-auto+classical")
 # GAN rows whose GANOverSampler(max_synthetic_per_real="auto") trains its own GAN without a
 # validation split of the run's training subset and chooses the cap there (config gan_auto).
 AUTO_METHODS = ("gan-auto", "gan-auto+classical")
@@ -466,11 +466,6 @@ class Run:
                                            max_synthetic_per_real=self.cfg["hybrid_caps"][method], transform=transform,
                                            target_transform=lambda t: torch.as_tensor(t), random_state=self.seed)
                 n_synthetic = dataset.n_synthetic
-            elif method in self.cfg["ratio_rows"]:  # ratio synthetic images per real one, class shares kept
-                dataset = AugmentedDataset(real, gan, ratio=self.cfg["ratio_rows"][method], max_synthetic_per_real=None,
-                                           transform=transform, target_transform=lambda t: torch.as_tensor(t),
-                                           random_state=self.seed)
-                n_synthetic = dataset.n_synthetic
             elif method == "gan-filter":
                 wanted = {c: self.fill[c] - int(k) for c, k in enumerate(self.counts) if self.fill[c] > k}
                 try:
@@ -519,10 +514,8 @@ class Run:
                 return {"skipped": gan_record["skipped"]}
             if method == "gan-filter" and self._filter_failed:  # same GAN, same threshold: do not redraw
                 return {"failed": self._filter_failed}
-            cap, ratio = self.cfg["hybrid_caps"].get(method), self.cfg["ratio_rows"].get(method)
-            strategy = ("auto" if cap is not None else self.fill if ratio is None else  # ratio: target totals
-                        {c: int(k) + int(round(ratio * k)) for c, k in enumerate(self.counts)})
-            sampler = GANOverSampler(generator=gan, sampling_strategy=strategy,
+            cap = self.cfg["hybrid_caps"].get(method)
+            sampler = GANOverSampler(generator=gan, sampling_strategy="auto" if cap is not None else self.fill,
                                      image_shape=self.X.shape[1:], value_range=(0, 255), random_state=self.seed,
                                      filter=self.cfg["gan"]["filter"] if method == "gan-filter" else None,
                                      max_synthetic_per_real=cap)
