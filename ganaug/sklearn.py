@@ -297,14 +297,11 @@ spectral_norm, dropout, minibatch_std, fake_labels, lecam, augment, ema, max_tim
         rows = data.spec.restore(images).reshape(len(labels), like.shape[1]).astype(like.dtype, copy=False)
         return rows, np.asarray(labels, dtype=y.dtype)
 
-    def _selected_generator(self, X: np.ndarray, y: np.ndarray, caps: tuple[float, ...], gan_seed: int,
+    def _selected_generator(self, X: np.ndarray, y: np.ndarray, data: Any, caps: tuple[float, ...], gan_seed: int,
                             sample_seed: int, split_seed: int) -> tuple[ConditionalDCGAN, float]:
         """Train the GAN on all but a validation split and choose the cap there (``selection_``)."""
         split = validation_split(y, float(self.validation_size), split_seed)
         train = split[0]
-        with warnings.catch_warnings():  # said below, for the classes the split leaves with one image
-            warnings.simplefilter("ignore", UserWarning)
-            part = as_image_data(X[train], y[train], image_shape=self.image_shape, value_range=self.value_range)
         classes, counts = np.unique(y[train], return_counts=True)
         left_single = [c for c, k in zip(classes.tolist(), counts.tolist()) if k == 1 and (y == c).sum() > 1]
         if left_single:
@@ -312,14 +309,14 @@ spectral_norm, dropout, minibatch_std, fake_labels, lecam, augment, ema, max_tim
                           f"{left_single} with a single image for the GAN: its samples of them can only copy it. "
                           "Pass a fixed max_synthetic_per_real to train on every row.", UserWarning, stacklevel=5)
         start = time.perf_counter()
-        gan = self._generator_for(X[train], y[train], part, gan_seed)
+        gan = self._generator_for(X[train], y[train], data.take(train), gan_seed)  # every class keeps a row
         gan_seconds = time.perf_counter() - start
         added = synthetic_counts(dict(zip(classes.tolist(), counts.tolist())), self.sampling_strategy)
         probe = self.selection_estimator if self.selection_estimator is not None else default_probe(
-            part.spec.value_range)
+            data.spec.value_range)
         self.selection_ = select_cap(
             X, y, split, added, caps,
-            lambda wanted: self._synthetic_rows(gan, part, wanted, sample_seed, X, y), probe, sample_seed)
+            lambda wanted: self._synthetic_rows(gan, data, wanted, sample_seed, X, y), probe, sample_seed)
         self.selection_["gan_seconds"] = round(gan_seconds, 2)
         return gan, self.selection_["max_synthetic_per_real"]
 
@@ -333,7 +330,8 @@ spectral_norm, dropout, minibatch_std, fake_labels, lecam, augment, ema, max_tim
         if caps is None:
             gan, cap = self._generator_for(X, y, data, gan_seed), self.max_synthetic_per_real
         else:
-            gan, cap = self._selected_generator(X, y, caps, gan_seed, sample_seed, int(rng.randint(0, 2**31 - 1)))
+            gan, cap = self._selected_generator(X, y, data, caps, gan_seed, sample_seed,
+                                                int(rng.randint(0, 2**31 - 1)))
         classes, counts = np.unique(y, return_counts=True)
         synthetic, copies = split_synthetic(self.sampling_strategy_, dict(zip(classes.tolist(), counts.tolist())), cap)
         wanted = {c: n for c, n in synthetic.items() if n > 0}

@@ -255,3 +255,14 @@ def test_digits_and_npz_sources(tmp_path, digits):
         load_source(tmp_path / "bad.npz")
     with pytest.raises(FileNotFoundError, match="not found"):
         load_source(tmp_path / "nothing")
+
+
+def test_take_keeps_classes_and_spec():
+    from ganaug.data import as_image_data
+
+    X = np.arange(6 * 64, dtype=np.uint8).reshape(6, 8, 8)
+    data = as_image_data(X, np.array(["a", "b", "a", "c", "b", "a"]))
+    part = data.take(np.array([0, 1, 2]))
+    assert part.classes.tolist() == ["a", "b", "c"] and part.spec == data.spec
+    assert part.class_counts.tolist() == [2, 1, 0]
+    assert torch.equal(part.images, data.images[:3]) and torch.equal(part.labels, data.labels[:3])

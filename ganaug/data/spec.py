@@ -120,3 +120,9 @@ class ImageData:
 
     def __len__(self) -> int:
         return self.images.shape[0]
+
+    def take(self, rows: np.ndarray) -> ImageData:
+        """The images and labels at ``rows``, with the same classes and spec (a class may end
+        up with none); for a split of data that was already checked."""
+        index = torch.as_tensor(np.asarray(rows), dtype=torch.long)
+        return ImageData(images=self.images[index], labels=self.labels[index], classes=self.classes, spec=self.spec)
