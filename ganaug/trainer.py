@@ -129,7 +129,7 @@ def train(
     generator_step, discriminator_step = path.compiled(generator), path.compiled(discriminator)
     batch_size = min(config.batch_size, len(images))
     average = _Average(ema_generator, config.ema, seed, device)
-    anchors = LeCamAnchors.from_history(state.history, device) if config.lecam else None
+    lecam = LeCamAnchors.from_history(state.history, device, config.lecam) if config.lecam else None
     started = time.perf_counter()
     generator.train()
     discriminator.train()
@@ -140,7 +140,7 @@ def train(
             for real, y, z, y_fake in _epoch_batches(images, labels, batch_size, generator.config, seed, epoch,
                                                      path.device_rng, config.fake_labels == "balanced"):
                 records.append(_adversarial_step(generator_step, discriminator_step, (opt_g, opt_d), loss, real,
-                                                 (y, y_fake), z, config.augment, path, (config.lecam, anchors)))
+                                                 (y, y_fake), z, config.augment, path, lecam))
                 average.update(generator, state.step)
                 state.step += 1
                 bar.update(1)
@@ -205,10 +205,10 @@ def _epoch_batches(
 def _adversarial_step(
     generator: Any, discriminator: Any, optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
     loss: GANLoss, real: torch.Tensor, y: tuple[torch.Tensor, torch.Tensor], z: torch.Tensor, augment: str | None,
-    path: FastPath, lecam: tuple[float | None, LeCamAnchors | None] = (None, None),
+    path: FastPath, lecam: LeCamAnchors | None = None,
 ) -> torch.Tensor:
     """One D step and one G step (either network may be its compiled view); ``y`` holds the
-    real and the fake labels, ``lecam`` the regulariser's weight and anchors. Returns the
+    real and the fake labels, ``lecam`` the LeCam regulariser (None: off). Returns the
     step's record (d_loss, g_loss, mean real logit, mean fake logit), still on the device."""
     opt_g, opt_d = optimizers
     _, y_fake = y
@@ -234,7 +234,7 @@ def _step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
 def _update_discriminator(
     discriminator: Discriminator, opt_d: torch.optim.Optimizer, loss: GANLoss, real: torch.Tensor,
     fake: torch.Tensor, y: tuple[torch.Tensor, torch.Tensor], augment: str | None, path: FastPath,
-    lecam: tuple[float | None, LeCamAnchors | None] = (None, None),
+    lecam: LeCamAnchors | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One step of D on real and (detached) fake images; returns its loss and both logits (fp32).
     ``discriminator`` may be its compiled view (``FastPath.compiled``)."""
@@ -251,10 +251,9 @@ def _update_discriminator(
             d_fake = discriminator(diff_augment(fake, augment), y_fake)
     d_real, d_fake = d_real.float(), d_fake.float()
     loss_d = loss.d_loss(d_real, d_fake)
-    weight, anchors = lecam
-    if weight and anchors is not None:
-        anchors.update(d_real, d_fake)  # this batch first, as in the authors' code
-        loss_d = loss_d + weight * anchors.penalty(d_real, d_fake)
+    if lecam is not None:
+        lecam.update(d_real, d_fake)  # this batch first, as in the authors' code
+        loss_d = loss_d + lecam.weight * lecam.penalty(d_real, d_fake)
     _step(opt_d, loss_d)
     return loss_d, d_real, d_fake
 
@@ -277,19 +276,20 @@ def _end_epoch(state: TrainState, epoch: int, records: list[torch.Tensor], bar: 
 
 
 class LeCamAnchors:
-    """The LeCam regulariser's anchors (Tseng et al. 2021): moving averages, decay 0.99 from
-    zero, of D's mean output on real and on fake batches. Those means are the history's
-    ``d_real`` / ``d_fake`` columns, so a resumed run rebuilds the anchors exactly."""
+    """The LeCam regulariser (Tseng et al. 2021): its ``weight`` and anchors, moving averages
+    (decay 0.99, from zero) of D's mean output on real and on fake batches. Those means are
+    the history's ``d_real`` / ``d_fake`` columns, so a resumed run rebuilds the anchors exactly."""
 
     decay = 0.99
 
-    def __init__(self, device: torch.device) -> None:
+    def __init__(self, device: torch.device, weight: float = 1.0) -> None:
+        self.weight = weight
         self.real = torch.zeros((), device=device)
         self.fake = torch.zeros((), device=device)
 
     @classmethod
-    def from_history(cls, history: dict[str, list[float]], device: torch.device) -> LeCamAnchors:
-        anchors = cls(device)
+    def from_history(cls, history: dict[str, list[float]], device: torch.device, weight: float = 1.0) -> LeCamAnchors:
+        anchors = cls(device, weight)
         for d_real, d_fake in zip(history["d_real"], history["d_fake"]):
             anchors.update(torch.tensor(d_real, device=device), torch.tensor(d_fake, device=device))
         return anchors
