@@ -103,9 +103,8 @@ def synthetic_counts(
     """
     counts = {c: _check_count(k, f"real count of class {c!r}") for c, k in class_counts.items()}
     if ratio is not None:
-        if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.number)) or not ratio >= 0:
-            raise ValueError(f"ratio must be a number >= 0, got {ratio!r}.")
-        return {c: int(round(float(ratio) * k)) for c, k in counts.items()}
+        ratio = _check_share(ratio, "ratio must be a number >= 0")
+        return {c: int(round(ratio * k)) for c, k in counts.items()}
     from imblearn.utils import check_sampling_strategy
 
     y = labels_from_counts(counts)
@@ -130,10 +129,8 @@ def split_synthetic(
     """
     if max_synthetic_per_real is None:
         return dict(added), dict.fromkeys(added, 0)
-    if isinstance(max_synthetic_per_real, bool) or not isinstance(max_synthetic_per_real, (int, float, np.number)) \
-            or not max_synthetic_per_real >= 0:
-        raise ValueError(f"max_synthetic_per_real must be a number >= 0 or None, got {max_synthetic_per_real!r}.")
-    synthetic = {c: min(int(k), int(round(float(max_synthetic_per_real) * class_counts[c]))) for c, k in added.items()}
+    cap = _check_share(max_synthetic_per_real, "max_synthetic_per_real must be a number >= 0 or None")
+    synthetic = {c: min(int(k), int(round(cap * class_counts[c]))) for c, k in added.items()}
     return synthetic, {c: int(k) - synthetic[c] for c, k in added.items()}
 
 
@@ -163,6 +160,13 @@ def _lookup(index: dict[Any, int], value: Any) -> int | None:
         return index.get(value)
     except TypeError:  # unhashable
         return None
+
+
+def _check_share(value: Any, message: str) -> float:
+    """``value`` as a float when it is a number >= 0 (not a bool, not NaN); else ValueError(message)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value >= 0:
+        raise ValueError(f"{message}, got {value!r}.")
+    return float(value)
 
 
 def _check_count(value: Any, what: str) -> int:

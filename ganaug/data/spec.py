@@ -7,7 +7,6 @@ Also the two conversions of model output in [-1, 1]: :func:`to_unit` (float [0, 
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, field
 from typing import Any
 
