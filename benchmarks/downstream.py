@@ -326,6 +326,16 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, counts: np.ndarray) -> dict[s
 # --------------------------------------------------------------------------- GANs
 
 
+def epochs_for(params: dict, n_images: int, steps: int) -> int:
+    """max_epochs that give about ``steps`` optimisation steps on ``n_images`` with the batch
+    size ``params`` resolve to, whatever the regime's size."""
+    from ganaug import ConditionalDCGAN
+    from ganaug.params import resolve
+
+    batch = min(int(resolve(ConditionalDCGAN(**params).get_params(), "batch_size")), n_images)
+    return math.ceil(steps / (n_images // batch))
+
+
 def train_gan(X: np.ndarray, y: np.ndarray, gan_cfg: dict, seed: int, device: str, X_val: np.ndarray,
               y_val: np.ndarray, quality_cfg: dict, judge: nn.Module | None = None) -> tuple[Any, dict]:
     """Train a ConditionalDCGAN for a fixed number of steps; measure it on the validation split.
@@ -336,13 +346,11 @@ def train_gan(X: np.ndarray, y: np.ndarray, gan_cfg: dict, seed: int, device: st
     probabilities stay near chance, so it cannot tell a good generator from a bad one."""
     from ganaug import ConditionalDCGAN
     from ganaug.metrics import evaluate_generator
-    from ganaug.params import resolve
 
     if gan_cfg["params"].get("arch") == "classic" and X.shape[1:3] != (28, 28):
         return None, {"skipped": f"the classic preset makes 28x28 images; these are {X.shape[1]}x{X.shape[2]}"}
-    gan = ConditionalDCGAN(**gan_cfg["params"], random_state=seed, device=device, verbose=False)
-    batch = min(int(resolve(gan.get_params(), "batch_size")), len(y))
-    gan.set_params(max_epochs=math.ceil(gan_cfg["steps"] / (len(y) // batch)))
+    gan = ConditionalDCGAN(**gan_cfg["params"], random_state=seed, device=device, verbose=False,
+                           max_epochs=epochs_for(gan_cfg["params"], len(y), gan_cfg["steps"]))
     start = time.perf_counter()
     gan.fit(X, y)
     record = {"steps": gan.n_steps_, "epochs": gan.n_epochs_, "seconds": round(time.perf_counter() - start, 2)}
@@ -403,24 +411,30 @@ class Run:
         as a user would (the default probe), its record and its output rows; shared by every
         auto row."""
         if self._auto is None:
-            from ganaug import ConditionalDCGAN
-            from ganaug.params import resolve
             from ganaug.selection import validation_split
             from ganaug.sklearn import GANOverSampler
 
             gan_cfg = self.cfg["gan_auto"]
             n_train = len(validation_split(self.y, gan_cfg["validation_size"], 0)[0])  # sizes do not depend on the seed
-            batch = min(int(resolve(ConditionalDCGAN(**gan_cfg["params"]).get_params(), "batch_size")), n_train)
             sampler = GANOverSampler(**gan_cfg["params"], max_synthetic_per_real="auto", cache_dir=self.gan_cache,
                                      validation_size=gan_cfg["validation_size"], image_shape=self.X.shape[1:],
                                      value_range=(0, 255), random_state=self.seed, device=self.device,
-                                     max_epochs=math.ceil(gan_cfg["steps"] / (n_train // batch)))
+                                     max_epochs=epochs_for(gan_cfg["params"], n_train, gan_cfg["steps"]))
             start = time.perf_counter()
             rows = sampler.fit_resample(self.X.reshape(len(self.X), -1), self.y)
             self._auto = sampler, {"steps": sampler.generator_.n_steps_, "epochs": sampler.generator_.n_epochs_,
                                    "seconds": round(time.perf_counter() - start, 2),
                                    "selection": sampler.selection_}, rows
         return self._auto
+
+    def augmented(self, gan: Any, transform: ImageTransform, **how: Any) -> Dataset:
+        """The run's training subset through ganaug's AugmentedDataset; ``how``: the counts
+        (sampling_strategy, max_synthetic_per_real)."""
+        from ganaug import AugmentedDataset
+
+        real = TensorDataset(torch.from_numpy(self.X), torch.from_numpy(self.y))
+        return AugmentedDataset(real, gan, transform=transform, target_transform=lambda t: torch.as_tensor(t),
+                                random_state=self.seed, **how)
 
     def classical(self, salt: int) -> Classical:
         return Classical(self.cfg["augment"], self.X.shape[1], self.seed * 1000 + salt)
@@ -437,8 +451,6 @@ class Run:
     # ---- the torch path: a CNN fed through torch Datasets (AugmentedDataset for GAN rows)
 
     def cnn(self, method: str) -> dict:
-        from ganaug import AugmentedDataset
-
         classical = self.classical(1) if "classical" in method else None
         transform = ImageTransform(classical)
         weights, n_synthetic, gan_record = None, 0, None
@@ -450,21 +462,16 @@ class Run:
             dataset = ArrayDataset(self.X[idx], self.y[idx], transform)
         elif method in AUTO_METHODS:
             sampler, gan_record, _ = self.auto_sampler()
-            real = TensorDataset(torch.from_numpy(self.X), torch.from_numpy(self.y))
-            dataset = AugmentedDataset(real, sampler.generator_, sampling_strategy="auto",
-                                       max_synthetic_per_real=sampler.selection_["max_synthetic_per_real"],
-                                       transform=transform, target_transform=lambda t: torch.as_tensor(t),
-                                       random_state=self.seed)
+            dataset = self.augmented(sampler.generator_, transform, sampling_strategy="auto",
+                                     max_synthetic_per_real=sampler.selection_["max_synthetic_per_real"])
             n_synthetic = dataset.n_synthetic
         elif method in GAN_METHODS:
             gan, gan_record = self.gan(gan_of(method))
             if gan is None:
                 return {"skipped": gan_record["skipped"]}
-            real = TensorDataset(torch.from_numpy(self.X), torch.from_numpy(self.y))
             if method in self.cfg["hybrid_caps"]:  # balanced like ROS, a bounded share of it synthetic
-                dataset = AugmentedDataset(real, gan, sampling_strategy="auto",
-                                           max_synthetic_per_real=self.cfg["hybrid_caps"][method], transform=transform,
-                                           target_transform=lambda t: torch.as_tensor(t), random_state=self.seed)
+                dataset = self.augmented(gan, transform, sampling_strategy="auto",
+                                         max_synthetic_per_real=self.cfg["hybrid_caps"][method])
                 n_synthetic = dataset.n_synthetic
             elif method == "gan-filter":
                 wanted = {c: self.fill[c] - int(k) for c, k in enumerate(self.counts) if self.fill[c] > k}
@@ -477,9 +484,7 @@ class Run:
                                          ArrayDataset(np.asarray(images), np.asarray(labels), transform)])
                 n_synthetic = len(labels)
             else:  # every added image synthetic, as these rows always were (not AugmentedDataset's default cap)
-                dataset = AugmentedDataset(real, gan, sampling_strategy=self.fill, max_synthetic_per_real=None,
-                                           transform=transform, target_transform=lambda t: torch.as_tensor(t),
-                                           random_state=self.seed)
+                dataset = self.augmented(gan, transform, sampling_strategy=self.fill, max_synthetic_per_real=None)
                 n_synthetic = dataset.n_synthetic
         else:
             raise ValueError(f"Unknown cnn method {method!r}.")
@@ -1037,8 +1042,6 @@ def tune_cap(cfg: dict, results: Path, device: str, log=print) -> dict:
     CNN is trained on the run's subset balanced with each cap, from the gan-auto rows' GAN
     (cached; it saw neither split), and scored on the validation split. Every cap is paired
     with cap 0 (random oversampling) of the same run."""
-    from ganaug import AugmentedDataset
-
     spec = cfg["tune_cap"]
     caps = spec["caps"]
     out: dict = {"caps": caps, "seeds": spec["seeds"], "runs": [], "machine": machine(device)}
@@ -1051,12 +1054,10 @@ def tune_cap(cfg: dict, results: Path, device: str, log=print) -> dict:
             for seed in range(spec["seeds"]):
                 run = Run(cfg, data, dataset, regime, seed, device, results / ".gan-cache")
                 sampler, _, _ = run.auto_sampler()
-                real = TensorDataset(torch.from_numpy(run.X), torch.from_numpy(run.y))
                 found = {}
                 for cap in caps:
-                    augmented = AugmentedDataset(real, sampler.generator_, sampling_strategy="auto",
-                                                 max_synthetic_per_real=cap, transform=ImageTransform(),
-                                                 target_transform=lambda t: torch.as_tensor(t), random_state=seed)
+                    augmented = run.augmented(sampler.generator_, ImageTransform(), sampling_strategy="auto",
+                                              max_synthetic_per_real=cap)
                     model = train_cnn(augmented, run.n_classes, run.shape, run.cnn_cfg, seed, device)
                     found[str(cap)] = scores(run.y_val, cnn_predict(model, run.X_val, device),
                                              run.counts)["balanced_accuracy"]
