@@ -54,5 +54,10 @@ def test_throughput_benchmark_runs(tmp_path, mnist_dir):
     result = json.loads((tmp_path / "t.json").read_text())
     assert [r["config"] for r in result["rows"]] == ["classic", "default"]
     for row in result["rows"]:
-        assert row["plain_images_per_s"] > 0 and row["sampling_per_s"] > 0 and row["ratio_achieved_to_matmul"] > 0
+        assert row["plain_images_per_s"] > 0 and row["ratio_achieved_to_matmul"] > 0
+        assert sorted(row["sampling_per_s"]) == ["batch_2048", "default_batch"]
+        assert {"channels_last", "fused_adam"} <= set(row["plain_variants_images_per_s"])  # + bf16 where native
+        assert "same_work" in row["ganaug_variants_images_per_s"]
+        for rates in (row["sampling_per_s"], row["plain_variants_images_per_s"], row["ganaug_variants_images_per_s"]):
+            assert all(v > 0 for v in rates.values())
     assert result["machine"]["threads"] >= 1 and result["matmul_flops"]["fp32"] > 0
