@@ -31,11 +31,13 @@ device) and a table with the ratios. Timed sections follow an untimed warm-up.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
@@ -45,7 +47,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ganaug import ConditionalDCGAN, load_idx
 from ganaug.data import as_image_data
-from ganaug.fastpath import native_bf16, resolve_precision
+from ganaug.fastpath import native_bf16, resolve_precision, sampling_batch_size
 from ganaug.gan import resolve_device
 from ganaug.losses import get_loss
 from ganaug.models import build_models
@@ -148,7 +150,8 @@ def plain_rate(gan: ConditionalDCGAN, images: torch.Tensor, labels: torch.Tensor
 
 def sampling_rate(gan: ConditionalDCGAN, n: int, batch_size: int | None) -> float:
     """samples/s of ``gan.sample(n, output="tensor")``; ``batch_size`` None is ganaug's default."""
-    gan.sample(min(n, batch_size or 512), random_state=0, output="tensor", batch_size=batch_size)  # warm-up
+    warm_up = min(n, batch_size or sampling_batch_size(gan.device_))
+    gan.sample(warm_up, random_state=0, output="tensor", batch_size=batch_size)
     _sync(gan.device_)
     start = time.perf_counter()
     gan.sample(n, random_state=0, output="tensor", batch_size=batch_size)
@@ -161,19 +164,22 @@ def measure(name: str, params: dict, X: np.ndarray, y: np.ndarray, args: argpars
     batch = int(resolve(ConditionalDCGAN(**params).get_params(), "batch_size"))
     steps = max(2, args.images // batch)
     full, gan = ganaug_rate(X, y, params, steps, args.device)
-    ganaug = {"same_work": ganaug_rate(X, y, {**params, "augment": None, "ema": None}, steps, args.device)[0]}
+
+    def ganaug_variant(**changes: Any) -> float:
+        return ganaug_rate(X, y, {**params, **changes}, steps, args.device)[0]
+
+    ganaug = {"same_work": ganaug_variant(augment=None, ema=None)}
     if bf16:
-        ganaug["bf16"] = ganaug_rate(X, y, {**params, "precision": "bf16"}, steps, args.device)[0]
+        ganaug["bf16"] = ganaug_variant(precision="bf16")
     if args.compile:
-        ganaug["compile"] = ganaug_rate(X, y, {**params, "compile": "default"}, steps, args.device)[0]
+        ganaug["compile"] = ganaug_variant(compile="default")
     prepared = as_image_data(X, y)
-    plain, flops = plain_rate(gan, prepared.images, prepared.labels, steps)
-    variants = {"channels_last": plain_rate(gan, prepared.images, prepared.labels, steps, channels_last=True)[0],
-                "fused_adam": plain_rate(gan, prepared.images, prepared.labels, steps, fused=True)[0]}
+    plain_variant = functools.partial(plain_rate, gan, prepared.images, prepared.labels, steps)
+    plain, flops = plain_variant()
+    variants = {"channels_last": plain_variant(channels_last=True)[0], "fused_adam": plain_variant(fused=True)[0]}
     if bf16:
-        variants["bf16"] = plain_rate(gan, prepared.images, prepared.labels, steps, bf16=True)[0]
-        variants["bf16_channels_last"] = plain_rate(gan, prepared.images, prepared.labels, steps, bf16=True,
-                                                    channels_last=True)[0]
+        variants["bf16"] = plain_variant(bf16=True)[0]
+        variants["bf16_channels_last"] = plain_variant(bf16=True, channels_last=True)[0]
     sampling = {"default_batch": sampling_rate(gan, args.samples, args.sample_batch)}
     for extra in args.sample_batches:
         sampling[f"batch_{extra}"] = sampling_rate(gan, args.samples, extra)
