@@ -30,11 +30,12 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset, Subset, WeightedRandomSampler
 
+from .anchors import LatentAnchors
 from .data import ArraySpec, dataset_targets, item_spec
 from .gan import ConditionalDCGAN
-from .sampling import class_index, real_duplicates, resolve_counts, split_synthetic, synthetic_counts
+from .sampling import check_share, class_index, real_duplicates, resolve_counts, split_synthetic, synthetic_counts
 from .synthetic import SyntheticStore
 
 __all__ = ["AugmentedDataset", "SyntheticDataset", "dataset_targets"]  # dataset_targets: from ganaug.data
@@ -182,6 +183,10 @@ class SyntheticDataset(_Epochs, Dataset):
         Base seed; item ``j`` uses seed ``random_state + epoch * len(self) + j``.
     storage, chunk_size, cache_dir, cache_chunks, device
         Where the images are kept and generated: see :mod:`ganaug.synthetic`.
+    anchors : LatentAnchors, optional
+        Draw latents near and between inverted real images of each class
+        (:class:`ganaug.anchors.LatentAnchors`) instead of from the prior; it needs codes
+        of every class that gets images. Still one seed per item.
 
     Example
     -------
@@ -203,6 +208,7 @@ class SyntheticDataset(_Epochs, Dataset):
         cache_dir: str | os.PathLike | None = None,
         cache_chunks: int = 4,
         device: str | None = None,
+        anchors: LatentAnchors | None = None,
     ) -> None:
         gan = _check_fitted(gan)
         self.transform = transform
@@ -211,7 +217,7 @@ class SyntheticDataset(_Epochs, Dataset):
         self._format = _format_for(image_format, gan)
         self._store = SyntheticStore(
             gan, resolve_counts(counts, gan.classes_), random_state=random_state, storage=storage,
-            chunk_size=chunk_size, cache_dir=cache_dir, cache_chunks=cache_chunks, device=device,
+            chunk_size=chunk_size, cache_dir=cache_dir, cache_chunks=cache_chunks, device=device, anchors=anchors,
         )
         self.targets = gan.classes_[self._store.labels]
 
@@ -275,8 +281,9 @@ class AugmentedDataset(_Epochs, Dataset):
         and ``generator_`` here.
     transform, target_transform : callable, optional
         Applied to real and synthetic items alike (see the module docstring).
-    random_state, storage, chunk_size, cache_dir, cache_chunks, device
-        As for :class:`SyntheticDataset`.
+    random_state, storage, chunk_size, cache_dir, cache_chunks, device, anchors
+        As for :class:`SyntheticDataset`. For ``anchors``, invert the real items of the
+        classes that get synthetic ones: ``LatentAnchors.from_real(gan, Subset(real, rows))``.
 
     Attributes
     ----------
@@ -312,6 +319,7 @@ class AugmentedDataset(_Epochs, Dataset):
         cache_dir: str | os.PathLike | None = None,
         cache_chunks: int = 4,
         device: str | None = None,
+        anchors: LatentAnchors | None = None,
     ) -> None:
         gan = _check_fitted(gan)
         if ratio is not None and not (isinstance(sampling_strategy, str) and sampling_strategy == "auto"):
@@ -340,6 +348,7 @@ class AugmentedDataset(_Epochs, Dataset):
         self._store = SyntheticStore(
             gan, {to_gan[v]: k for v, k in self.synthetic_counts.items() if k > 0}, random_state=random_state,
             storage=storage, chunk_size=chunk_size, cache_dir=cache_dir, cache_chunks=cache_chunks, device=device,
+            anchors=anchors,
         )
         from_gan = {i: v for v, i in to_gan.items()}
         synthetic_targets = np.asarray([from_gan[i] for i in self._store.labels.tolist()], dtype=real_targets.dtype)
@@ -403,6 +412,44 @@ class AugmentedDataset(_Epochs, Dataset):
     @property
     def synthetic_mask(self) -> np.ndarray:
         return np.arange(len(self)) >= self._first_synthetic
+
+    def sampler(self, synthetic_share: float, *, num_samples: int | None = None,
+                generator: torch.Generator | None = None) -> WeightedRandomSampler:
+        """A DataLoader sampler that draws synthetic items as a fixed share of each class.
+
+        Each class keeps its number of items in the draws (the balance this dataset
+        was built for), and ``synthetic_share`` of them are synthetic, the rest real items
+        and their copies; a class without synthetic items draws only real ones. So
+        synthetic images count less (or more) than their number, the torch counterpart of
+        ``GANAugmentedClassifier(synthetic_weight=...)``. Draws are with replacement, as
+        torch's ``WeightedRandomSampler`` makes them.
+
+        Parameters
+        ----------
+        synthetic_share : float in [0, 1]
+        num_samples : int, default=len(self)
+            Draws per epoch.
+        generator : torch.Generator, optional
+            Seeds the draws.
+
+        Example
+        -------
+        >>> loader = DataLoader(train, batch_size=64, sampler=train.sampler(0.25))  # doctest: +SKIP
+        """
+        share = check_share(synthetic_share, "synthetic_share must be a number in [0, 1]")
+        if share > 1:
+            raise ValueError(f"synthetic_share must be a number in [0, 1], got {synthetic_share!r}.")
+        synthetic = self.synthetic_mask
+        weights = np.ones(len(self))
+        for value in self.class_counts:
+            rows = self.targets == value
+            n, n_synthetic = int(rows.sum()), int((rows & synthetic).sum())
+            if n_synthetic:  # the class's total weight stays n: share * n on its synthetic items
+                weights[rows & synthetic] = share * n / n_synthetic
+                weights[rows & ~synthetic] = (1 - share) * n / (n - n_synthetic)
+        return WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double),
+                                     len(self) if num_samples is None else int(num_samples), replacement=True,
+                                     generator=generator)
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         index = _check_index(index, len(self), "items")

@@ -486,7 +486,7 @@ class ConditionalDCGAN(BaseEstimator):
                 "batch_size": sampling_batch_size(self.device_) if batch_size is None else batch_size}
 
     def _generate(
-        self, n_or_counts: int | Mapping[Any, int], random_state: Any, batch_size: int | None
+        self, n_or_counts: int | Mapping[Any, int], random_state: Any, batch_size: int | None, anchors: Any = None
     ) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
         """(images in [-1, 1] NCHW, class indices, seeds)."""
         self._check_is_fitted()
@@ -494,7 +494,7 @@ class ConditionalDCGAN(BaseEstimator):
         check_in_memory(sum(counts.values()), self.image_shape_)
         indices = labels_from_counts(counts).astype(np.int64)
         seeds = seeds_for(self._base_seed(random_state, len(indices)), len(indices))
-        images = generate(self.sampling_generator_, indices, seeds, **self._sampling(batch_size))
+        images = generate(self.sampling_generator_, indices, seeds, **self._sampling(batch_size), latents=anchors)
         return images, indices, seeds
 
     def sample(
@@ -506,6 +506,7 @@ class ConditionalDCGAN(BaseEstimator):
         return_seeds: bool = False,
         output: str = "native",
         filter: float | None = None,  # noqa: A002  (the word users expect)
+        anchors: Callable[[np.ndarray, torch.Tensor], torch.Tensor] | None = None,
     ) -> tuple[Any, np.ndarray] | tuple[Any, np.ndarray, np.ndarray]:
         """Generate images of the requested classes.
 
@@ -531,6 +532,11 @@ class ConditionalDCGAN(BaseEstimator):
             their requested class with at least this probability, generating more until
             every count is met exactly. The share accepted per class is stored in
             ``acceptance_rate_``.
+        anchors : LatentAnchors, optional
+            From :meth:`ganaug.anchors.LatentAnchors.from_real`: draw each latent near and
+            between the codes of real images of its class instead of from the prior (any
+            ``latents(seeds, class_indices) -> (N, latent_dim)`` callable works). Not with
+            ``filter``.
 
         Returns
         -------
@@ -548,7 +554,9 @@ class ConditionalDCGAN(BaseEstimator):
         if output not in ("native", "tensor"):
             raise ValueError(f"output must be 'native' or 'tensor', got {output!r}.")
         if filter is None:
-            images, indices, seeds = self._generate(n_or_counts, random_state, batch_size)
+            images, indices, seeds = self._generate(n_or_counts, random_state, batch_size, anchors)
+        elif anchors is not None:
+            raise ValueError("sample() takes anchors or filter, not both: anchored samples stay near real images.")
         else:
             images, indices, seeds = self._generate_filtered(n_or_counts, random_state, batch_size, filter)
         X = self.input_spec_.restore(images) if output == "native" else images

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -103,7 +103,7 @@ def synthetic_counts(
     """
     counts = {c: _check_count(k, f"real count of class {c!r}") for c, k in class_counts.items()}
     if ratio is not None:
-        ratio = _check_share(ratio, "ratio must be a number >= 0")
+        ratio = check_share(ratio, "ratio must be a number >= 0")
         return {c: int(round(ratio * k)) for c, k in counts.items()}
     from imblearn.utils import check_sampling_strategy
 
@@ -129,7 +129,7 @@ def split_synthetic(
     """
     if max_synthetic_per_real is None:
         return dict(added), dict.fromkeys(added, 0)
-    cap = _check_share(max_synthetic_per_real, "max_synthetic_per_real must be a number >= 0 or None")
+    cap = check_share(max_synthetic_per_real, "max_synthetic_per_real must be a number >= 0 or None")
     synthetic = {c: min(int(k), int(round(cap * class_counts[c]))) for c, k in added.items()}
     return synthetic, {c: int(k) - synthetic[c] for c, k in added.items()}
 
@@ -162,7 +162,7 @@ def _lookup(index: dict[Any, int], value: Any) -> int | None:
         return None
 
 
-def _check_share(value: Any, message: str) -> float:
+def check_share(value: Any, message: str) -> float:
     """``value`` as a float when it is a number >= 0 (not a bool, not NaN); else ValueError(message)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value >= 0:
         raise ValueError(f"{message}, got {value!r}.")
@@ -268,12 +268,15 @@ def iter_generate(
     device: torch.device | str = "cpu",
     batch_size: int = 512,
     precision: str = "fp32",
+    latents: Callable[[np.ndarray, torch.Tensor], torch.Tensor] | None = None,
 ) -> Iterator[torch.Tensor]:
     """Yield generated images in batches: (B, C, H, W) float32 in [-1, 1] on the CPU.
 
     ``labels`` are class indices, ``seeds`` one seed per image; both of length N.
     ``precision`` ``"bf16"`` runs the generator under bf16 autocast (resolve ``"auto"``
-    with :func:`ganaug.fastpath.resolve_precision` first).
+    with :func:`ganaug.fastpath.resolve_precision` first). ``latents(seeds, labels)``
+    replaces the prior latents of :func:`latents_from_seeds`, e.g. a
+    :class:`ganaug.anchors.LatentAnchors`.
     """
     labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     seeds = check_seeds(seeds)
@@ -286,8 +289,10 @@ def iter_generate(
     path = FastPath(torch.device(device), precision=precision)
     try:
         for start in range(0, labels.shape[0], batch_size):
-            z = latents_from_seeds(seeds[start : start + batch_size], latent_dim).to(device)
-            y = labels[start : start + batch_size].to(device)
+            y = labels[start : start + batch_size]
+            z = (latents_from_seeds(seeds[start : start + batch_size], latent_dim) if latents is None
+                 else latents(seeds[start : start + batch_size], y)).to(device)
+            y = y.to(device)
             with path.autocast():
                 images = generator(z, y)
             yield images.float().cpu()
@@ -303,10 +308,12 @@ def generate(
     device: torch.device | str = "cpu",
     batch_size: int = 512,
     precision: str = "fp32",
+    latents: Callable[[np.ndarray, torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """All images of :func:`iter_generate` in one (N, C, H, W) tensor."""
     config = generator.config  # type: ignore[union-attr]
-    chunks = list(iter_generate(generator, labels, seeds, device=device, batch_size=batch_size, precision=precision))
+    chunks = list(iter_generate(generator, labels, seeds, device=device, batch_size=batch_size, precision=precision,
+                                latents=latents))
     if not chunks:
         return torch.empty(0, config.channels, config.height, config.width)
     return torch.cat(chunks)

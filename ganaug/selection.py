@@ -10,21 +10,30 @@ a candidate; candidates are tried from the fewest synthetic images up and a late
 score strictly higher to win, so ganaug only adds synthetic images where they measurably
 helped on rows the GAN never saw.
 
-Used by :class:`ganaug.sklearn.GANOverSampler` (``max_synthetic_per_real="auto"``).
+With :class:`GeneratorSnapshots` the generator checkpoint is chosen the same way: copies
+of the sampling network taken during training are scored like the final one, and an
+earlier one must score strictly higher to win.
+
+Used by :class:`ganaug.sklearn.GANOverSampler` (``max_synthetic_per_real="auto"``,
+``generator_snapshots``).
 """
 
 from __future__ import annotations
 
+import copy
 import numbers
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
+from .checkpoint import is_checkpoint
+from .gan import ConditionalDCGAN
 from .sampling import real_duplicates, split_synthetic
 
-__all__ = ["AUTO_CAPS", "candidate_caps", "default_probe", "select_cap", "validation_split"]
+__all__ = ["AUTO_CAPS", "GeneratorSnapshots", "candidate_caps", "default_probe", "select_cap", "validation_split"]
 
 # Synthetic images per real image of a class, for max_synthetic_per_real="auto". 0 is random
 # oversampling; 2 is about where the issue-18 probes saw extra synthetic images start to
@@ -140,3 +149,57 @@ def select_cap(
     return {"max_synthetic_per_real": caps[best], "candidates": list(caps), "scores": scores,
             "metric": "balanced_accuracy", "n_train": int(len(train)), "n_validation": int(len(val)),
             "fallback": caps[best] == caps[0], "seconds": round(time.perf_counter() - start, 2)}
+
+
+class GeneratorSnapshots:
+    """A ``ConditionalDCGAN.fit`` monitor that keeps the sampling network at ``n`` points.
+
+    Snapshots are taken after ``k * every`` optimisation steps, ``every = total_steps // n``,
+    for ``k = 1 .. n - 1``; the trained model itself is the n-th. Pass it as ``monitor``
+    with ``monitor_every=snapshots.every``: the trainer re-measures the moving average's
+    BatchNorm statistics before each call (as a per-epoch ``callback`` would, at every
+    epoch). :meth:`models` returns the snapshots as models that sample like any fitted one.
+    A model stopped early (``max_time``) has fewer.
+
+    >>> snapshots = GeneratorSnapshots(3, total_steps=900)  # doctest: +SKIP
+    >>> gan.fit(X, y, monitor=snapshots, monitor_every=snapshots.every)  # doctest: +SKIP
+    >>> [steps for steps, _ in snapshots.models(gan)]  # doctest: +SKIP
+    [300, 600, 900]
+    """
+
+    def __init__(self, n: int, total_steps: int) -> None:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise ValueError(f"The number of generator snapshots must be an integer >= 1, got {n!r}.")
+        self.every = max(1, int(total_steps) // int(n))
+        self.steps = [k * self.every for k in range(1, int(n)) if k * self.every < total_steps]
+        self._weights: dict[int, dict[str, Any]] = {}
+        self._loaded: list[tuple[int, ConditionalDCGAN]] | None = None
+
+    def __call__(self, gan: ConditionalDCGAN, state: Any) -> None:
+        if state.step in self.steps:
+            self._weights[state.step] = copy.deepcopy(gan.sampling_generator_.state_dict())
+
+    def models(self, gan: ConditionalDCGAN) -> list[tuple[int, ConditionalDCGAN]]:
+        """``(steps trained, model)`` for every snapshot, oldest first; ``gan`` is the last."""
+        if self._loaded is not None:
+            return [*self._loaded, (gan.n_steps_, gan)]
+        out = []
+        for step, weights in sorted(self._weights.items()):
+            if step < gan.n_steps_:
+                model = copy.deepcopy(gan)
+                model.sampling_generator_.load_state_dict(weights)
+                out.append((step, model))
+        return [*out, (gan.n_steps_, gan)]
+
+    def save(self, gan: ConditionalDCGAN, path: str | os.PathLike) -> None:
+        """Write each snapshot as a checkpoint beside ``path`` (``<path>-step<s>``)."""
+        for step, model in self.models(gan)[:-1]:
+            model.save(f"{os.fspath(path)}-step{step}", overwrite=True)
+
+    def load(self, path: str | os.PathLike, device: str) -> bool:
+        """Read the snapshots :meth:`save` wrote beside ``path``; False when one is missing."""
+        paths = [(step, f"{os.fspath(path)}-step{step}") for step in self.steps]
+        if not all(is_checkpoint(p) for _, p in paths):
+            return False
+        self._loaded = [(step, ConditionalDCGAN.load(p, device=device)) for step, p in paths]
+        return True

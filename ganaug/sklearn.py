@@ -27,12 +27,13 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ._version import __version__
+from .anchors import LatentAnchors
 from .checkpoint import is_checkpoint
 from .data import as_image_data
 from .gan import ConditionalDCGAN, resolve_device
-from .params import PARAMETERS, check_values, parameter_constraints
+from .params import PARAMETERS, check_values, parameter_constraints, resolve
 from .sampling import real_duplicates, split_synthetic, synthetic_counts
-from .selection import candidate_caps, default_probe, select_cap, validation_split
+from .selection import GeneratorSnapshots, candidate_caps, default_probe, select_cap, validation_split
 
 __all__ = ["GANAugmentedClassifier", "GANOverSampler"]
 
@@ -79,6 +80,14 @@ spectral_norm, dropout, minibatch_std, fake_labels, lecam, augment, ema, max_tim
     filter : float, default=None
         Keep only synthetic images that the GAN's domain classifier assigns to their class
         with at least this probability (see ``ConditionalDCGAN.sample``).
+    latent_anchors : float, default=None
+        Draw the latents of synthetic rows near and between the generator codes of the
+        class's real rows (``ganaug.anchors.LatentAnchors.from_real``: each real row of a class
+        that gets synthetic rows is inverted into the latent space, 300 optimisation steps),
+        with prior noise of this scale on top; 0 stays between real rows. None: latents
+        from the prior, as ``ConditionalDCGAN.sample`` draws them. Not with ``filter``.
+        Under ``max_synthetic_per_real="auto"`` the anchors of the validation probes are
+        the GAN's training rows only.
     max_synthetic_per_real : float, "auto", list of float or None, default="auto"
         At most this many synthetic rows per real row of a class; the rest of what
         ``sampling_strategy`` asks for are random copies of the class's real rows (random
@@ -103,6 +112,13 @@ spectral_norm, dropout, minibatch_std, fake_labels, lecam, augment, ema, max_tim
     validation_size : float, default=0.2
         Share of each class held out for ``max_synthetic_per_real="auto"`` (at least one
         row, never a class's only row).
+    generator_snapshots : int, default=1
+        With ``max_synthetic_per_real="auto"``, also choose the generator checkpoint: keep
+        this many copies of the sampling network, after equal shares of the training steps
+        (the last is the trained model; :class:`ganaug.selection.GeneratorSnapshots`), score
+        every cap with each, and use the best pair. Ties keep the later snapshot. Costs one
+        set of probe fits per snapshot; ``selection_["snapshots"]`` has their scores and
+        ``selection_["steps"]`` the one chosen. 1: the trained model only.
     cache_dir : path, default=None
         Opt-in cache of trained GANs, keyed on a SHA-256 of X, y and every parameter that
         affects training. Refitting on the same rows (e.g. a grid search over the
@@ -156,10 +172,12 @@ spectral_norm, dropout, minibatch_std, fake_labels, lecam, augment, ema, max_tim
         "generator": [HasMethods(["sample"]), str, os.PathLike, None],
         "train_classifier": ["boolean", None],
         "filter": [Interval(numbers.Real, 0, 1, closed="both"), None],
+        "latent_anchors": [Interval(numbers.Real, 0, None, closed="left"), None],
         "max_synthetic_per_real": [Interval(numbers.Real, 0, None, closed="left"), StrOptions({"auto"}), list, tuple,
                                    None],
         "selection_estimator": [HasMethods(["fit", "predict"]), None],
         "validation_size": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "generator_snapshots": [Interval(numbers.Integral, 1, None, closed="left")],
         "cache_dir": [str, os.PathLike, None],
     }
 
@@ -180,14 +198,12 @@ spectral_norm, dropout, minibatch_std, fake_labels, lecam, augment, ema, max_tim
         dropout: float | None = None,
         minibatch_std: bool = False, fake_labels: str = "batch", lecam: float | None = None,
         augment: str | None = "translation",
-        ema: float | None = 0.999,
-        max_time: float | None = None,
-        train_classifier: bool | None = None,
+        ema: float | None = 0.999, max_time: float | None = None,
+        train_classifier: bool | None = None, latent_anchors: float | None = None,
         filter: float | None = None, max_synthetic_per_real: float | str | list | None = "auto",  # noqa: A002
-        selection_estimator: Any = None, validation_size: float = 0.2,
+        selection_estimator: Any = None, validation_size: float = 0.2, generator_snapshots: int = 1,
         precision: str = "auto", compile: str = "off", device: str = "auto",  # noqa: A002
-        cache_dir: str | os.PathLike | None = None,
-        verbose: bool = False,
+        cache_dir: str | os.PathLike | None = None, verbose: bool = False,
     ) -> None:
         super().__init__(sampling_strategy=sampling_strategy)
         self.random_state = random_state
@@ -215,9 +231,11 @@ spectral_norm, dropout, minibatch_std, fake_labels, lecam, augment, ema, max_tim
         self.max_time = max_time
         self.train_classifier = train_classifier
         self.filter = filter
+        self.latent_anchors = latent_anchors
         self.max_synthetic_per_real = max_synthetic_per_real
         self.selection_estimator = selection_estimator
         self.validation_size = validation_size
+        self.generator_snapshots = generator_snapshots
         self.precision = precision
         self.compile = compile
         self.device = device
@@ -227,7 +245,11 @@ spectral_norm, dropout, minibatch_std, fake_labels, lecam, augment, ema, max_tim
     def _validate_params(self) -> None:
         super()._validate_params()
         check_values({name: getattr(self, name) for name in _GAN_PARAMS})
-        candidate_caps(self.max_synthetic_per_real)  # a list's entries
+        if candidate_caps(self.max_synthetic_per_real) is None and self.generator_snapshots != 1:  # checks a list
+            raise ValueError("generator_snapshots chooses among snapshots on the validation split: it needs "
+                             "max_synthetic_per_real='auto' or a list of caps.")
+        if self.latent_anchors is not None and self.filter is not None:  # before training, not after
+            raise ValueError("Pass latent_anchors or filter, not both: anchored samples stay near real rows.")
 
     def _check_X_y(self, X: Any, y: Any, accept_sparse: Any = None) -> tuple[Any, Any, bool]:
         # Images are dense: refuse sparse matrices with sklearn's own message.
@@ -262,18 +284,36 @@ spectral_norm, dropout, minibatch_std, fake_labels, lecam, augment, ema, max_tim
         h.update(json.dumps(settings, sort_keys=True, default=str).encode())
         return h.hexdigest()[:24]
 
-    def _fit_generator(self, X: np.ndarray, y: np.ndarray, data: Any, seed: int) -> ConditionalDCGAN:
+    def _fit_generator(self, X: np.ndarray, y: np.ndarray, data: Any, seed: int,
+                       snapshots: GeneratorSnapshots | None = None) -> ConditionalDCGAN:
         self.cache_hit_ = False
         path = None
         if self.cache_dir is not None:
             path = Path(self.cache_dir) / f"gan-{self._cache_key(X, y, seed)}"
-            if is_checkpoint(path):
+            if is_checkpoint(path) and (snapshots is None or snapshots.load(path, self.device)):
                 self.cache_hit_ = True
                 return ConditionalDCGAN.load(path, device=self.device)
-        gan = ConditionalDCGAN(**self._gan_params(seed)).fit(data)  # data: X already checked as images
+        gan = ConditionalDCGAN(**self._gan_params(seed))
+        if snapshots is None:
+            gan.fit(data)  # data: X already checked as images
+        else:
+            gan.fit(data, monitor=snapshots, monitor_every=snapshots.every)
         if path is not None:
             gan.save(path, overwrite=True)
+            if snapshots is not None:
+                snapshots.save(gan, path)
         return gan
+
+    def _generators_for(self, X: np.ndarray, y: np.ndarray, data: Any, seed: int) -> list[tuple[Any, Any]]:
+        """``(steps, model)`` candidates: the trained GAN and its ``generator_snapshots``."""
+        if self.generator_snapshots == 1:
+            return [(None, self._generator_for(X, y, data, seed))]
+        if self.generator is not None:
+            raise ValueError("generator_snapshots needs a GAN trained here: it cannot take snapshots of a pretrained "
+                             "generator. Use generator_snapshots=1.")
+        batch = min(int(resolve(self._gan_params(seed), "batch_size")), len(data))
+        snapshots = GeneratorSnapshots(int(self.generator_snapshots), int(self.max_epochs) * (len(data) // batch))
+        return snapshots.models(self._fit_generator(X, y, data, seed, snapshots))
 
     def _generator_for(self, X: np.ndarray, y: np.ndarray, data: Any, seed: int) -> ConditionalDCGAN:
         if self.generator is None:
@@ -292,8 +332,14 @@ spectral_norm, dropout, minibatch_std, fake_labels, lecam, augment, ema, max_tim
         return gan
 
     def _synthetic_rows(self, gan: ConditionalDCGAN, data: Any, wanted: dict, seed: int, like: np.ndarray,
-                        y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        images, labels = gan.sample(wanted, random_state=seed, output="tensor", filter=self.filter)
+                        y: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``wanted`` synthetic rows; ``real``: the rows that anchored latents may start from."""
+        anchors = None
+        if self.latent_anchors is not None and wanted:
+            rows = real[np.isin(y[real], list(wanted))]  # only the classes that get synthetic rows
+            anchors = LatentAnchors.from_real(gan, data.take(rows), spread=float(self.latent_anchors),
+                                              random_state=seed)
+        images, labels = gan.sample(wanted, random_state=seed, output="tensor", filter=self.filter, anchors=anchors)
         rows = data.spec.restore(images).reshape(len(labels), like.shape[1]).astype(like.dtype, copy=False)
         return rows, np.asarray(labels, dtype=y.dtype)
 
@@ -309,16 +355,25 @@ spectral_norm, dropout, minibatch_std, fake_labels, lecam, augment, ema, max_tim
                           f"{left_single} with a single image for the GAN: its samples of them can only copy it. "
                           "Pass a fixed max_synthetic_per_real to train on every row.", UserWarning, stacklevel=5)
         start = time.perf_counter()
-        gan = self._generator_for(X[train], y[train], data.take(train), gan_seed)  # every class keeps a row
+        models = self._generators_for(X[train], y[train], data.take(train), gan_seed)  # every class keeps a row
         gan_seconds = time.perf_counter() - start
         added = synthetic_counts(dict(zip(classes.tolist(), counts.tolist())), self.sampling_strategy)
         probe = self.selection_estimator if self.selection_estimator is not None else default_probe(
             data.spec.value_range)
-        self.selection_ = select_cap(
-            X, y, split, added, caps,
-            lambda wanted: self._synthetic_rows(gan, data, wanted, sample_seed, X, y), probe, sample_seed)
-        self.selection_["gan_seconds"] = round(gan_seconds, 2)
-        return gan, self.selection_["max_synthetic_per_real"]
+        records = []
+        models = models[::-1]  # the trained model first: an earlier snapshot must score higher to win
+        for steps, gan in models:
+            records.append(select_cap(
+                X, y, split, added, caps, lambda wanted, gan=gan: self._synthetic_rows(
+                    gan, data, wanted, sample_seed, X, y, train), probe, sample_seed))
+        best = max(range(len(records)), key=lambda i: max(records[i]["scores"]))  # the first maximum
+        self.selection_ = {**records[best], "gan_seconds": round(gan_seconds, 2),
+                           "seconds": round(sum(r["seconds"] for r in records), 2)}
+        if len(records) > 1:
+            self.selection_["steps"] = models[best][0]
+            self.selection_["snapshots"] = [{"steps": steps, "scores": r["scores"]}
+                                            for (steps, _), r in zip(models, records)]
+        return models[best][1], self.selection_["max_synthetic_per_real"]
 
     def _fit_resample(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # Validates X as images (shape, range, NaN, classes) and gives the row format back.
@@ -335,7 +390,7 @@ spectral_norm, dropout, minibatch_std, fake_labels, lecam, augment, ema, max_tim
         classes, counts = np.unique(y, return_counts=True)
         synthetic, copies = split_synthetic(self.sampling_strategy_, dict(zip(classes.tolist(), counts.tolist())), cap)
         wanted = {c: n for c, n in synthetic.items() if n > 0}
-        X_new, y_new = self._synthetic_rows(gan, data, wanted, sample_seed, X, y)
+        X_new, y_new = self._synthetic_rows(gan, data, wanted, sample_seed, X, y, np.arange(len(y)))
         copied = real_duplicates(y, copies, sample_seed)
         self.generator_ = gan
         self.classes_ = classes
@@ -382,6 +437,12 @@ class GANAugmentedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         ``oversampler__max_epochs`` and so on. A GANOverSampler without a
         ``selection_estimator`` chooses ``max_synthetic_per_real="auto"`` with ``estimator``
         (without ``fit_params``).
+    synthetic_weight : float, default=1.0
+        ``sample_weight`` of the synthetic rows in the estimator's fit (real rows and their
+        copies weigh 1), so that synthetic rows can count less than real ones. Needs an
+        oversampler that marks its synthetic rows (``synthetic_mask_``, as GANOverSampler
+        does) and an estimator whose ``fit`` takes ``sample_weight``. The cap chosen by
+        ``max_synthetic_per_real="auto"`` is scored without it.
 
     Attributes
     ----------
@@ -404,11 +465,13 @@ class GANAugmentedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit", "predict"]), None],
         "oversampler": [HasMethods(["fit_resample"]), None],
+        "synthetic_weight": [Interval(numbers.Real, 0, None, closed="neither")],
     }
 
-    def __init__(self, estimator: Any = None, oversampler: Any = None) -> None:
+    def __init__(self, estimator: Any = None, oversampler: Any = None, synthetic_weight: float = 1.0) -> None:
         self.estimator = estimator
         self.oversampler = oversampler
+        self.synthetic_weight = synthetic_weight
 
     def fit(self, X: Any, y: Any, **fit_params: Any) -> "GANAugmentedClassifier":
         """Resample ``(X, y)``, then fit the estimator on the result. Returns self."""
@@ -423,10 +486,29 @@ class GANAugmentedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         if isinstance(self.oversampler_, GANOverSampler) and self.oversampler_.selection_estimator is None:
             self.oversampler_.set_params(selection_estimator=estimator)  # choose the cap with the real classifier
         X_res, y_res = self.oversampler_.fit_resample(X, y)
+        if self.synthetic_weight != 1:
+            fit_params = {**fit_params, "sample_weight": self._synthetic_weights(estimator, fit_params)}
         self.estimator_ = clone(estimator).fit(X_res, y_res, **fit_params)
         self.classes_ = self.estimator_.classes_
         self.n_features_in_ = self.oversampler_.n_features_in_
         return self
+
+    def _synthetic_weights(self, estimator: Any, fit_params: dict[str, Any]) -> np.ndarray:
+        """``sample_weight`` for the resampled rows: ``synthetic_weight`` on synthetic ones, else 1."""
+        from sklearn.utils.validation import has_fit_parameter
+
+        mask = getattr(self.oversampler_, "synthetic_mask_", None)
+        if mask is None:
+            raise ValueError(f"synthetic_weight={self.synthetic_weight} needs an oversampler that marks its synthetic "
+                             f"rows (synthetic_mask_, as GANOverSampler does); {type(self.oversampler_).__name__} "
+                             "does not. Use synthetic_weight=1.")
+        if not has_fit_parameter(estimator, "sample_weight"):
+            raise ValueError(f"synthetic_weight={self.synthetic_weight} needs an estimator whose fit takes "
+                             f"sample_weight; {type(estimator).__name__}.fit does not. Use synthetic_weight=1.")
+        if "sample_weight" in fit_params:
+            raise ValueError("Pass sample_weight or synthetic_weight, not both: the weights of the original rows do "
+                             "not carry over to resampled ones.")
+        return np.where(mask, float(self.synthetic_weight), 1.0)
 
     def predict(self, X: Any) -> np.ndarray:
         check_is_fitted(self)

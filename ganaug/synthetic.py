@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from ._io import NpyStream, disk_errors
+from .anchors import LatentAnchors
 from .gan import ConditionalDCGAN
 from .sampling import MAX_SEED, base_seed, iter_generate, labels_from_counts
 
@@ -67,6 +68,7 @@ class SyntheticStore:
         cache_dir: str | os.PathLike | None,
         cache_chunks: int,
         device: str | torch.device | None,
+        anchors: LatentAnchors | None = None,
     ) -> None:
         self.seed = base_seed(random_state, limit=2**62 - 1)
         if storage not in STORAGES:
@@ -76,6 +78,11 @@ class SyntheticStore:
         if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
         self.labels = labels_from_counts(counts).astype(np.int64, copy=False)  # int64: part of the cache key
+        missing = sorted({c for c, k in counts.items() if k > 0} - (anchors.classes if anchors is not None else set()))
+        if anchors is not None and missing:
+            raise ValueError(f"anchors has no codes of class indices {missing}, which get synthetic images: build "
+                             "it from real images of every class that does (LatentAnchors.from_real).")
+        self.anchors = anchors
         self.n = len(self.labels)
         self.storage, self.chunk_size = storage, int(chunk_size)
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
@@ -124,7 +131,7 @@ class SyntheticStore:
     def _generate(self, start: int, stop: int) -> Iterator[torch.Tensor]:
         return iter_generate(
             self.generator, self.labels[start:stop], self.seeds(start, stop),
-            device=self.device, batch_size=self.chunk_size,
+            device=self.device, batch_size=self.chunk_size, latents=self.anchors,
         )
 
     def _prepare(self) -> None:
@@ -152,6 +159,9 @@ class SyntheticStore:
             for key, value in sorted(self.generator.state_dict().items()):
                 h.update(key.encode())
                 h.update(value.detach().cpu().contiguous().numpy().tobytes())
+            if self.anchors is not None:  # anchored latents make other images from the same seeds
+                h.update(self.anchors.codes.contiguous().numpy().tobytes())
+                h.update(self.anchors.labels.astype(np.int64).tobytes() + f"|{self.anchors.spread!r}".encode())
             self._model_hash = h.hexdigest()
         return hashlib.sha256(
             f"{self._model_hash}|{self.seed}|{self.epoch}|{self.chunk_size}".encode() + self.labels.tobytes()

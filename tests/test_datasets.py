@@ -322,3 +322,26 @@ def test_the_default_cap_is_one_synthetic_item_per_real_item(real, gan):
     assert ds.synthetic_counts == {c: min(added[c], n) for c, n in REAL_COUNTS.items()}
     assert np.bincount(ds.targets, minlength=10).tolist() == [100] * 10  # balanced like random oversampling
     assert ds.n_copies == sum(added.values()) - ds.n_synthetic > 0
+
+
+def test_sampler_draws_a_fixed_synthetic_share_of_each_class(real, gan):
+    ds = AugmentedDataset(real, gan, random_state=0)  # every added item synthetic
+    drawn = np.array(list(ds.sampler(0.25, num_samples=100_000, generator=torch.Generator().manual_seed(0))))
+    synthetic, targets = ds.synthetic_mask[drawn], ds.targets[drawn]
+    for c in range(10):
+        share = synthetic[targets == c].mean()
+        assert (abs(share - 0.25) < 0.02) if CUT.get(c) else share == 0  # full classes get no synthetic items
+        # each class keeps its share of the draws: the balance the dataset was built for
+        assert abs((targets == c).mean() - (ds.targets == c).mean()) < 0.01
+    again = list(ds.sampler(0.25, num_samples=50, generator=torch.Generator().manual_seed(0)))
+    assert again == drawn[:50].tolist()
+    assert len(ds.sampler(0.5)) == len(ds)
+    real_only = np.array(list(ds.sampler(0.0, num_samples=2000)))
+    assert not ds.synthetic_mask[real_only].any()
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5, float("nan"), True, "half"])
+def test_sampler_rejects_a_share_outside_0_1(real, gan, share):
+    ds = AugmentedDataset(real, gan, random_state=0)
+    with pytest.raises(ValueError, match=r"synthetic_share must be a number in \[0, 1\]"):
+        ds.sampler(share)

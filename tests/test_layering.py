@@ -18,7 +18,7 @@ RANK = {
     "checkpoint": 40, "grid": 40,
     "sampling": 50,
     "gan": 60,
-    "synthetic": 65, "selection": 67,
+    "anchors": 62, "synthetic": 65, "selection": 67,
     "datasets": 70, "sklearn": 70, "export": 70,
     "metrics": 80,
     "report": 90,

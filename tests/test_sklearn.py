@@ -2,6 +2,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from conftest import TINY
 from imblearn.over_sampling import RandomOverSampler
 from imblearn.pipeline import make_pipeline
 from imblearn.utils.estimator_checks import parametrize_with_checks as imblearn_checks
@@ -368,3 +369,113 @@ def test_auto_says_which_classes_the_split_leaves_with_one_image(imbalanced_digi
     keep = (y != 4) | (np.cumsum(y == 4) <= 2)  # digit 4 keeps 2 rows: one is held out
     with pytest.warns(UserWarning, match=r"leaves classes \[4\] with a single image"):
         _sampler(max_synthetic_per_real="auto").fit_resample(X[keep], y[keep])
+
+
+def test_latent_anchors_make_rows_near_the_real_rows_of_their_class(imbalanced_digits):
+    X, y = imbalanced_digits
+    kw = dict(max_epochs=8, width=16, latent_dim=32, sampling_strategy={1: 40, 4: 40})
+    anchored = _sampler(latent_anchors=0.0, **kw)
+    X_a, y_a = anchored.fit_resample(X, y)
+    X_p, y_p = _sampler(**kw).fit_resample(X, y)
+    assert y_a.tolist() == y_p.tolist() and (X_a[: len(X)] == X).all()
+    assert X_a.dtype == X.dtype and X_a.min() >= 0 and X_a.max() <= 16
+
+    def nearest(rows, labels):
+        return np.mean([np.min(((X[y == c] - r) ** 2).sum(1)) for r, c in zip(rows, labels)])
+
+    new = slice(len(X), None)
+    assert nearest(X_a[new], y_a[new]) < 0.7 * nearest(X_p[new], y_p[new])
+    again = _sampler(latent_anchors=0.0, **kw).fit_resample(X, y)[0]
+    assert np.array_equal(X_a, again)
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="latent_anchors"):
+        _sampler(latent_anchors=-1).fit_resample(X, y)
+
+
+class _WeightRecorder(LogisticRegression):
+    def fit(self, X, y, sample_weight=None):
+        self.sample_weight_seen_ = sample_weight
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+def test_synthetic_weight_weighs_exactly_the_synthetic_rows(imbalanced_digits):
+    X, y = imbalanced_digits
+    clf = GANAugmentedClassifier(_WeightRecorder(max_iter=200), _sampler(max_synthetic_per_real=1.0),
+                                 synthetic_weight=0.25).fit(X, y)
+    mask = clf.oversampler_.synthetic_mask_
+    seen = clf.estimator_.sample_weight_seen_
+    assert mask.sum() > 0 and len(seen) == len(mask)
+    assert (seen[mask] == 0.25).all() and (seen[~mask] == 1.0).all()
+    plain = GANAugmentedClassifier(_WeightRecorder(max_iter=200), _sampler(max_synthetic_per_real=1.0)).fit(X, y)
+    assert plain.estimator_.sample_weight_seen_ is None  # the default passes no weights at all
+    assert not np.allclose(plain.estimator_.coef_, clf.estimator_.coef_)
+
+
+def test_synthetic_weight_errors(imbalanced_digits):
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = imbalanced_digits
+    with pytest.raises(ValueError, match="needs an oversampler that marks its synthetic rows"):
+        GANAugmentedClassifier(LogisticRegression(), RandomOverSampler(), synthetic_weight=0.5).fit(X, y)
+    with pytest.raises(ValueError, match="KNeighborsClassifier.fit does not"):
+        GANAugmentedClassifier(KNeighborsClassifier(), _sampler(), synthetic_weight=0.5).fit(X, y)
+    with pytest.raises(ValueError, match="sample_weight or synthetic_weight, not both"):
+        GANAugmentedClassifier(LogisticRegression(), _sampler(), synthetic_weight=0.5).fit(
+            X, y, sample_weight=np.ones(len(y)))
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="synthetic_weight"):
+        GANAugmentedClassifier(synthetic_weight=0).fit(X, y)
+
+
+def test_auto_chooses_the_generator_snapshot_too_and_caches_the_snapshots(imbalanced_digits, tmp_path):
+    X, y = imbalanced_digits  # 516 rows, 412 for the GAN: 25 steps an epoch at batch 16
+    sampler = _sampler(max_synthetic_per_real="auto", generator_snapshots=3, max_epochs=3, cache_dir=tmp_path)
+    X_res, _ = sampler.fit_resample(X, y)
+    selection = sampler.selection_
+    # the trained model is scored first, then the snapshots after 50 and 25 of its 75 steps
+    assert [s["steps"] for s in selection["snapshots"]] == [75, 50, 25]
+    best = max(selection["snapshots"], key=lambda s: max(s["scores"]))  # the first maximum
+    assert selection["steps"] == best["steps"] and selection["scores"] == best["scores"]
+    assert selection["max_synthetic_per_real"] == selection["candidates"][int(np.argmax(best["scores"]))]
+    if selection["steps"] == 75:  # the trained model won: the output is the plain sampler's
+        plain = _sampler(max_synthetic_per_real="auto", max_epochs=3).fit_resample(X, y)[0]
+        np.testing.assert_array_equal(X_res, plain)
+    assert len(list(tmp_path.iterdir())) == 3  # the trained model and two snapshots
+    again = clone(sampler)
+    np.testing.assert_array_equal(again.fit_resample(X, y)[0], X_res)
+    assert again.cache_hit_ and again.selection_["snapshots"] == selection["snapshots"]
+    with pytest.raises(ValueError, match="cannot take snapshots of a pretrained generator"):
+        _sampler(max_synthetic_per_real="auto", generator_snapshots=2, generator=sampler.generator_).fit_resample(X, y)
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="generator_snapshots"):
+        _sampler(generator_snapshots=0).fit_resample(X, y)
+    with pytest.raises(ValueError, match="generator_snapshots chooses among snapshots on the validation split"):
+        _sampler(generator_snapshots=2, max_synthetic_per_real=1.0).fit_resample(X, y)
+
+
+def test_generator_snapshots_keep_the_sampling_network_after_equal_shares_of_training(digits):
+    from ganaug.selection import GeneratorSnapshots
+
+    X, y = digits  # 300 images at batch 32: 9 steps an epoch
+    snapshots = GeneratorSnapshots(3, total_steps=27)
+    gan = ConditionalDCGAN(random_state=0, **{**TINY, "max_epochs": 3}).fit(
+        X[:300], y[:300], monitor=snapshots, monitor_every=snapshots.every)
+    models = snapshots.models(gan)
+    assert [s for s, _ in models] == [9, 18, 27] and models[-1][1] is gan
+    images = [m.sample({1: 4}, random_state=0)[0] for _, m in models]
+    assert not np.allclose(images[0], images[2]) and not np.allclose(images[1], images[2])
+    # taking snapshots does not change the trained model
+    plain = ConditionalDCGAN(random_state=0, **{**TINY, "max_epochs": 3}).fit(X[:300], y[:300])
+    np.testing.assert_array_equal(plain.sample({1: 4}, random_state=0)[0], images[2])
+    assert GeneratorSnapshots(1, total_steps=50).steps == [] and GeneratorSnapshots(4, total_steps=2).steps == [1]
+    with pytest.raises(ValueError, match="integer >= 1"):
+        GeneratorSnapshots(0, total_steps=5)
+
+
+def test_latent_anchors_and_filter_are_refused_before_training(imbalanced_digits):
+    X, y = imbalanced_digits
+    with pytest.raises(ValueError, match="latent_anchors or filter, not both"):
+        _sampler(latent_anchors=0.3, filter=0.5, max_epochs=10**6).fit_resample(X, y)

@@ -69,6 +69,7 @@ def as_image_data(
     *,
     image_shape: Sequence[int] | None = None,
     value_range: tuple[float, float] | None = None,
+    check_classes: bool = True,
 ) -> ImageData:
     """Turn any supported input into :class:`ImageData` (see the module docstring).
 
@@ -85,6 +86,9 @@ def as_image_data(
         Range of the input values. Default: by dtype, 0..255 for uint8, 0..65535 for uint16,
         0..1 for bool (False -> low, True -> high), [0, 1] for floats; other integer dtypes
         0..255 when their values lie there, else value_range is required.
+    check_classes : bool, default=True
+        Refuse a single class and warn about classes with a single image, as training
+        needs; False for images that are not training data (e.g. anchors of one class).
     """
     if isinstance(X, ImageData):  # already converted and checked, e.g. by a front end that validated X first
         if y is not None or image_shape is not None or value_range is not None:
@@ -94,14 +98,14 @@ def as_image_data(
         if y is not None:
             raise ValueError("y must not be given with a path or 'digits': labels come from the data itself.")
         X, y = load_source(X)
-    elif isinstance(X, torch.utils.data.Dataset) and not isinstance(X, torch.Tensor):
+    if isinstance(X, torch.utils.data.Dataset) and not isinstance(X, torch.Tensor):
         if y is not None:
             raise ValueError("y must not be given with a Dataset: its items are (image, label) pairs.")
         data = _from_dataset(X, value_range)
+    else:
+        data = _from_array(X, y, image_shape, value_range)
+    if check_classes:
         check_class_counts(data.classes, data.class_counts)
-        return data
-    data = _from_array(X, y, image_shape, value_range)
-    check_class_counts(data.classes, data.class_counts)
     return data
 
 
