@@ -58,10 +58,15 @@ CONFIG = HERE / "downstream.json"
 RESULTS = HERE / "results"
 GAN_METHODS = ("gan", "gan+classical", "gan-filter", "gan-classic", "gan-hybrid", "gan-hybrid+classical",
                "gan-hybrid-half+classical", "gan-balanced-labels+classical", "gan-balanced-labels-hybrid+classical",
-               "gan-auto", "gan-auto+classical")
+               "gan-auto", "gan-auto+classical", "gan-auto-cap1+classical", "gan-auto-share0.25+classical",
+               "gan-auto-w0.3+classical", "gan-auto-anchored-cap1+classical", "gan-auto-two-stage+classical",
+               "gan-auto-mixup-cap1+classical", "gan-auto-snap3", "gan-auto-snap3+classical")
 # GAN rows whose GANOverSampler(max_synthetic_per_real="auto") trains its own GAN without a
-# validation split of the run's training subset and chooses the cap there (config gan_auto).
-AUTO_METHODS = ("gan-auto", "gan-auto+classical")
+# validation split of the run's training subset and chooses the cap there (config gan_auto);
+# the auto_variants rows use that GAN with a fixed setting of their own instead of the choice.
+AUTO_METHODS = ("gan-auto", "gan-auto+classical", "gan-auto-cap1+classical", "gan-auto-share0.25+classical",
+                "gan-auto-w0.3+classical", "gan-auto-anchored-cap1+classical", "gan-auto-two-stage+classical",
+                "gan-auto-mixup-cap1+classical", "gan-auto-snap3", "gan-auto-snap3+classical")
 # Which GAN of a run each GAN row uses: its config section in downstream.json.
 GAN_CONFIGS = {"classic": "gan_classic", "balanced-labels": "gan_balanced_labels", "gan": "gan"}
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "minority_recall")
@@ -269,25 +274,71 @@ def small_cnn(channels: int, height: int, width: int, n_classes: int) -> nn.Modu
     )
 
 
+class WithSyntheticFlag(Dataset):
+    """A dataset's items with a third field: whether the item is synthetic (``synthetic_mask``)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self.mask = torch.as_tensor(getattr(dataset, "synthetic_mask", np.zeros(len(dataset), bool)))
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[Any, Any, torch.Tensor]:
+        x, y = self.dataset[i]
+        return x, y, self.mask[i]
+
+
+def mixup_loss(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, synthetic: torch.Tensor, alpha: float,
+               generator: torch.Generator) -> torch.Tensor:
+    """Cross-entropy where each synthetic image is mixed with a random real image of the batch,
+    weight lam ~ Beta(alpha, alpha) on the synthetic one, and its target mixed alike; real
+    images are left as they are (mixup between real and synthetic images)."""
+    s, r = torch.nonzero(synthetic).flatten(), torch.nonzero(~synthetic).flatten()
+    if len(s) == 0 or len(r) == 0:
+        return nn.functional.cross_entropy(model(xb), yb)
+    partner = r[torch.randint(len(r), (len(s),), generator=generator)]
+    lam = torch.distributions.Beta(alpha, alpha).sample((len(s),)).to(xb.device)  # torch's stream, seeded
+    xb = xb.clone()
+    xb[s] = lam.view(-1, *[1] * (xb.ndim - 1)) * xb[s] + (1 - lam.view(-1, *[1] * (xb.ndim - 1))) * xb[partner]
+    per_item = nn.functional.cross_entropy(out := model(xb), yb, reduction="none")
+    per_item[s] = lam * per_item[s] + (1 - lam) * nn.functional.cross_entropy(out[s], yb[partner], reduction="none")
+    return per_item.mean()
+
+
 def train_cnn(dataset: Dataset, n_classes: int, shape: tuple[int, int, int], cfg: dict, seed: int, device: str,
-              class_weight: np.ndarray | None = None) -> nn.Module:
+              class_weight: np.ndarray | None = None, share: float | None = None,
+              warmup: Dataset | None = None, mixup: float | None = None) -> nn.Module:
+    """The small CNN after cfg["steps"] Adam steps. share: draw batches with the dataset's
+    sampler(share) (a fixed synthetic share per class). warmup: spend the first half of the
+    steps on this dataset instead (a two-stage schedule), the same optimiser throughout.
+    mixup: mix synthetic images with real ones (mixup_loss with this alpha)."""
     torch.manual_seed(seed)
     model = small_cnn(*shape, n_classes).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32, device=device)
-    batch = min(cfg["batch_size"], len(dataset))
-    loader = DataLoader(dataset, batch_size=batch, shuffle=True, drop_last=True,
-                        generator=torch.Generator().manual_seed(seed))
-    step = 0
-    while step < cfg["steps"]:
-        for xb, yb in loader:
-            loss = nn.functional.cross_entropy(model(xb.to(device)), yb.to(device), weight=weight)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            if step == cfg["steps"]:
-                break
+    stages = [(warmup, cfg["steps"] // 2), (dataset, cfg["steps"] - cfg["steps"] // 2)] if warmup is not None \
+        else [(dataset, cfg["steps"])]
+    for stage, (data, steps) in enumerate(stages):
+        generator = torch.Generator().manual_seed(seed + stage)
+        batch = min(cfg["batch_size"], len(data))
+        weighted = share is not None and data is dataset
+        loader = DataLoader(WithSyntheticFlag(data) if mixup else data, batch_size=batch, drop_last=True,
+                            generator=generator, shuffle=not weighted,
+                            sampler=data.sampler(share, generator=generator) if weighted else None)
+        step = 0
+        while step < steps:
+            for xb, yb, *flag in loader:
+                if mixup:
+                    loss = mixup_loss(model, xb.to(device), yb.to(device), flag[0].to(device), mixup, generator)
+                else:
+                    loss = nn.functional.cross_entropy(model(xb.to(device)), yb.to(device), weight=weight)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                if step == steps:
+                    break
     return model.eval()
 
 
@@ -300,14 +351,15 @@ def cnn_predict(model: nn.Module, X: np.ndarray, device: str) -> np.ndarray:
     return np.concatenate(out)
 
 
-def fit_sklearn(X: np.ndarray, y: np.ndarray, cfg: dict, seed: int, class_weight: str | None = None):
+def fit_sklearn(X: np.ndarray, y: np.ndarray, cfg: dict, seed: int, class_weight: str | None = None,
+                sample_weight: np.ndarray | None = None):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=cfg["C"], max_iter=cfg["max_iter"], class_weight=class_weight, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return model.fit(X.reshape(len(X), -1) / 255.0, y)
+        return model.fit(X.reshape(len(X), -1) / 255.0, y, sample_weight=sample_weight)
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray, counts: np.ndarray) -> dict[str, float | None]:
@@ -394,7 +446,8 @@ class Run:
         self.sk_cfg = spec.get("sklearn", cfg["sklearn"])
         self.fill = {c: int(round(cfg["gan"]["fill"] * self.counts.max())) for c in range(n_classes)}
         self._gans: dict[str, tuple[Any, dict]] = {}
-        self._auto: tuple[Any, dict, tuple[np.ndarray, np.ndarray]] | None = None
+        self._auto: dict[int, tuple[Any, dict, tuple[np.ndarray, np.ndarray]]] = {}  # by generator_snapshots
+        self._variant_rows: dict[str, tuple[tuple[np.ndarray, np.ndarray], int, np.ndarray]] = {}
         self._data = data
         self._filter_failed: str | None = None
 
@@ -406,11 +459,12 @@ class Run:
                                                                           self.cfg["split_seed"], self.device))
         return self._gans[which]
 
-    def auto_sampler(self) -> tuple[Any, dict, tuple[np.ndarray, np.ndarray]]:
+    def auto_sampler(self, method: str = "gan-auto") -> tuple[Any, dict, tuple[np.ndarray, np.ndarray]]:
         """The run's GANOverSampler(max_synthetic_per_real="auto") fitted on the training subset
         as a user would (the default probe), its record and its output rows; shared by every
-        auto row."""
-        if self._auto is None:
+        auto row with the same generator_snapshots (config auto_snapshots)."""
+        snapshots = self.cfg["auto_snapshots"].get(method, 1)
+        if snapshots not in self._auto:
             from ganaug.selection import validation_split
             from ganaug.sklearn import GANOverSampler
 
@@ -419,13 +473,30 @@ class Run:
             sampler = GANOverSampler(**gan_cfg["params"], max_synthetic_per_real="auto", cache_dir=self.gan_cache,
                                      validation_size=gan_cfg["validation_size"], image_shape=self.X.shape[1:],
                                      value_range=(0, 255), random_state=self.seed, device=self.device,
-                                     max_epochs=epochs_for(gan_cfg["params"], n_train, gan_cfg["steps"]))
+                                     max_epochs=epochs_for(gan_cfg["params"], n_train, gan_cfg["steps"]),
+                                     generator_snapshots=snapshots)
             start = time.perf_counter()
             rows = sampler.fit_resample(self.X.reshape(len(self.X), -1), self.y)
-            self._auto = sampler, {"steps": sampler.generator_.n_steps_, "epochs": sampler.generator_.n_epochs_,
-                                   "seconds": round(time.perf_counter() - start, 2),
-                                   "selection": sampler.selection_}, rows
-        return self._auto
+            self._auto[snapshots] = sampler, {"steps": sampler.generator_.n_steps_,
+                                              "epochs": sampler.generator_.n_epochs_,
+                                              "seconds": round(time.perf_counter() - start, 2),
+                                              "selection": sampler.selection_}, rows
+        return self._auto[snapshots]
+
+    def variant_rows(self, method: str) -> tuple[tuple[np.ndarray, np.ndarray], int]:
+        """An auto_variants row's GANOverSampler output on the training subset: the auto rows'
+        GAN, the row's fixed cap and latent_anchors; shared by both paths."""
+        if method not in self._variant_rows:
+            from ganaug.sklearn import GANOverSampler
+
+            how = self.cfg["auto_variants"][method]
+            sampler = GANOverSampler(generator=self.auto_sampler()[0].generator_, image_shape=self.X.shape[1:],
+                                     value_range=(0, 255), random_state=self.seed, max_synthetic_per_real=how["cap"],
+                                     latent_anchors=how.get("latent_anchors"))
+            rows = sampler.fit_resample(self.X.reshape(len(self.X), -1), self.y)
+            self._variant_rows[method] = (rows, int(sampler.synthetic_mask_.sum()), sampler.synthetic_mask_)
+        rows, n_synthetic, _ = self._variant_rows[method]
+        return rows, n_synthetic
 
     def augmented(self, gan: Any, transform: ImageTransform, **how: Any) -> Dataset:
         """The run's training subset through ganaug's AugmentedDataset; ``how``: the counts
@@ -453,15 +524,31 @@ class Run:
     def cnn(self, method: str) -> dict:
         classical = self.classical(1) if "classical" in method else None
         transform = ImageTransform(classical)
-        weights, n_synthetic, gan_record = None, 0, None
+        weights, n_synthetic, gan_record, train_with = None, 0, None, {}
         if method in ("none", "class-weights", "classical"):
             dataset: Dataset = ArrayDataset(self.X, self.y, transform)
             weights = self.balanced_weights() if method == "class-weights" else None
         elif method in ("ros", "classical+ros"):
             idx = self.ros_index()
             dataset = ArrayDataset(self.X[idx], self.y[idx], transform)
-        elif method in AUTO_METHODS:
+        elif method in self.cfg["auto_variants"]:
+            how = self.cfg["auto_variants"][method]
             sampler, gan_record, _ = self.auto_sampler()
+            if how.get("latent_anchors") is not None:  # the sampler's anchored rows, as images
+                sampled, n_synthetic = self.variant_rows(method)
+                images = sampled[0].reshape((-1, *self.X.shape[1:])).astype(self.X.dtype)
+                dataset = ArrayDataset(images, sampled[1], transform)
+            else:
+                dataset = self.augmented(sampler.generator_, transform, sampling_strategy="auto",
+                                         max_synthetic_per_real=how["cap"])
+                n_synthetic = dataset.n_synthetic
+            if how.get("two_stage"):  # first half of the steps on ROS (with the row's transform)
+                idx = self.ros_index()
+                train_with = {"warmup": ArrayDataset(self.X[idx], self.y[idx], transform)}
+            else:
+                train_with = {"share": how.get("share"), "mixup": how.get("mixup")}
+        elif method in AUTO_METHODS:
+            sampler, gan_record, _ = self.auto_sampler(method)
             dataset = self.augmented(sampler.generator_, transform, sampling_strategy="auto",
                                      max_synthetic_per_real=sampler.selection_["max_synthetic_per_real"])
             n_synthetic = dataset.n_synthetic
@@ -489,7 +576,8 @@ class Run:
         else:
             raise ValueError(f"Unknown cnn method {method!r}.")
         start = time.perf_counter()
-        model = train_cnn(dataset, self.n_classes, self.shape, self.cnn_cfg, self.seed, self.device, weights)
+        model = train_cnn(dataset, self.n_classes, self.shape, self.cnn_cfg, self.seed, self.device, weights,
+                          **train_with)
         pred = cnn_predict(model, self.X_test, self.device)
         return self._record(pred, time.perf_counter() - start, len(dataset), n_synthetic, gan_record)
 
@@ -501,7 +589,7 @@ class Run:
         from ganaug.sklearn import GANOverSampler
 
         flat = self.X.reshape(len(self.X), -1)
-        X, y, class_weight, gan_record, n_synthetic = flat, self.y, None, None, 0
+        X, y, class_weight, gan_record, n_synthetic, sample_weight = flat, self.y, None, None, 0, None
         if method == "class-weights":
             class_weight = "balanced"
         elif method in ("ros", "classical+ros"):
@@ -510,8 +598,14 @@ class Run:
             k = min(5, int(self.counts.min()) - 1)
             # on floats: on uint8 rows imbalanced-learn would truncate the interpolated pixels
             X, y = SMOTE(k_neighbors=k, random_state=self.seed).fit_resample(flat.astype(np.float32), self.y)
+        elif method in self.cfg["auto_variants"]:
+            _, gan_record, _ = self.auto_sampler()
+            (X, y), n_synthetic = self.variant_rows(method)
+            weight = self.cfg["auto_variants"][method].get("synthetic_weight")
+            if weight is not None:  # GANAugmentedClassifier(synthetic_weight)'s weights
+                sample_weight = np.where(self._variant_rows[method][2], weight, 1.0)
         elif method in AUTO_METHODS:
-            sampler, gan_record, (X, y) = self.auto_sampler()
+            sampler, gan_record, (X, y) = self.auto_sampler(method)
             n_synthetic = int(sampler.synthetic_mask_.sum())
         elif method in GAN_METHODS:
             gan, gan_record = self.gan(gan_of(method))
@@ -537,8 +631,9 @@ class Run:
             images = X.reshape((-1, *self.X.shape[1:])).astype(np.uint8)
             X = np.concatenate([X, self.classical(2).copies(images).reshape(len(X), -1)])
             y = np.concatenate([y, y])
+            sample_weight = None if sample_weight is None else np.concatenate([sample_weight, sample_weight])
         start = time.perf_counter()
-        model = fit_sklearn(X, y, self.sk_cfg, self.seed, class_weight)
+        model = fit_sklearn(X, y, self.sk_cfg, self.seed, class_weight, sample_weight)
         pred = model.predict(self.X_test.reshape(len(self.X_test), -1) / 255.0)
         return self._record(pred, time.perf_counter() - start, len(y), n_synthetic, gan_record)
 
@@ -846,6 +941,36 @@ def best_gan_table(cfg: dict, table: dict) -> list[str]:
     return lines
 
 
+def variants_table(cfg: dict, table: dict, reference: str = "gan-auto-cap1+classical") -> list[str]:
+    """The auto_variants rows (issue 18's items 2, 4, 6): the reference (the gan-auto GAN with
+    cap 1 and classical augmentation) against the best baseline, and every other variant
+    against the reference, seed by seed: what the one technique it adds changes."""
+    variants = [m for m in cfg.get("auto_variants", {}) if m != reference]
+    if reference not in cfg.get("auto_variants", {}):
+        return []
+    rows = []
+    for dataset, classifiers in table.items():
+        for classifier, regimes in classifiers.items():
+            for regime, entries in regimes.items():
+                ref = entries.get(reference)
+                if not ref or not ref.get("seeds") or "paired" not in ref:
+                    continue
+                versus = ref["paired"]["balanced_accuracy"]
+                cells = [f"{delta_cell(versus)} ({versus['baseline']})"]
+                for m in variants:
+                    e = entries.get(m)
+                    cells.append(delta_cell(paired_difference(e, ref, reference, "balanced_accuracy"))
+                                 if e and e["seeds"] else "n/a")
+                rows.append(f"| {dataset} | {classifier} | {regime} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return [f"Issue 18's weighting, anchoring and schedule rows, on the gan-auto rows' GAN: `{reference}` against "
+            "the best baseline (named), and each other row against it (paired, points, mean ± 95% t-interval; "
+            "**bold**: the interval excludes 0; n/a: not on this path).", "",
+            f"| dataset | classifier | regime | Δ {reference} | " + " | ".join(f"Δ {m} vs it" for m in variants) + " |",
+            "| --- " * (4 + len(variants)) + "|", *rows, ""]
+
+
 def selection_table(table: dict) -> list[str]:
     """The caps that GANOverSampler(max_synthetic_per_real="auto") chose on each run's own
     validation split (one per seed; the cnn and sklearn rows of a run share them), and what
@@ -876,7 +1001,7 @@ def markdown(cfg: dict, table: dict, info: dict | None, regime_counts: dict) -> 
                   f"({info['torch_threads']} threads), device {info['device']}, commit "
                   f"{(info.get('git_commit') or '?')[:10]}.", ""]
     lines += summary_table(cfg, table) + [""] + best_gan_table(cfg, table) + [""] + versus_table(cfg, table) + [""]
-    lines += selection_table(table)
+    lines += selection_table(table) + variants_table(cfg, table)
     lines += ["Balanced accuracy on the real test split, % (mean ± 95% t-interval over seeds). "
               "GAN rows: paired difference (percentage points, same seeds) against the best non-GAN row of the "
               "regime, named under it.", ""]

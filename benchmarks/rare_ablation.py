@@ -31,6 +31,10 @@ VARIANTS = {
     "augment-translation,cutout": ["--set", "augment=translation,cutout"],
     "epochs-90": ["--epochs", "90"],
     "epochs-90+balanced-labels": ["--epochs", "90", "--set", "fake_labels=balanced"],
+    # item 4: the default generator, sampled from anchored latents (every GAN image of the row)
+    "anchored-0": ["--latent-anchors", "0"],
+    "anchored-0.3": ["--latent-anchors", "0.3"],
+    "anchored-0.7": ["--latent-anchors", "0.7"],
 }
 
 

@@ -2,6 +2,7 @@
 
     python benchmarks/rare_classes.py                   # digits 5-9 cut to 20 images, 3 seeds, ~1 min
     python benchmarks/rare_classes.py --n-rare 10 --set ema=None
+    python benchmarks/rare_classes.py --latent-anchors 0.3   # anchored latents (ganaug.anchors)
 
 scikit-learn's 8x8 digits, split in half (stratified, seed 0). The GAN trains on the
 first half with digits 5-9 cut to --n-rare images each (digits 0-4 keep ~90), for
@@ -35,6 +36,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.svm import SVC
 
 from ganaug import ConditionalDCGAN
+from ganaug.anchors import LatentAnchors
 from ganaug.params import parse_settings
 from ganaug.sklearn import GANOverSampler
 
@@ -52,6 +54,9 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--set", action="append", default=[], metavar="PARAM=VALUE",
                    help="a ConditionalDCGAN parameter, e.g. ema=none or lecam=0.3")
+    p.add_argument("--latent-anchors", type=float, metavar="SPREAD",
+                   help="sample every GAN image from anchored latents (LatentAnchors of the training images, "
+                        "GANOverSampler(latent_anchors=SPREAD) for the hybrid)")
     p.add_argument("--out", type=Path, help="write the rows and means as JSON here")
     args = p.parse_args()
     settings = parse_settings(args.set)
@@ -87,15 +92,20 @@ def main() -> None:
         gan = ConditionalDCGAN(max_epochs=args.epochs, random_state=seed, verbose=False, **settings)
         gan.fit(X_train, y_train)
         seconds = time.perf_counter() - start
-        fake, fake_labels = gan.sample({c: 200 for c in range(10)}, random_state=seed)
+        start = time.perf_counter()
+        anchors = None if args.latent_anchors is None else LatentAnchors.from_real(
+            gan, X_train, y_train, spread=args.latent_anchors, random_state=seed)
+        anchor_seconds = time.perf_counter() - start
+        fake, fake_labels = gan.sample({c: 200 for c in range(10)}, random_state=seed, anchors=anchors)
         predicted = judge.predict(flat(fake))
         fidelity = {c: float((predicted[fake_labels == c] == c).mean()) for c in range(10)}
-        X_gan, y_gan = gan.sample(fill, random_state=seed)
+        X_gan, y_gan = gan.sample(fill, random_state=seed, anchors=anchors)
         X_hybrid, y_hybrid = GANOverSampler(generator=gan, image_shape=(8, 8), value_range=(0, 1),
-                                            max_synthetic_per_real=1, random_state=seed).fit_resample(
-            flat(X_train), y_train)
+                                            max_synthetic_per_real=1, random_state=seed,
+                                            latent_anchors=args.latent_anchors).fit_resample(flat(X_train), y_train)
         rows.append({
             "seed": seed, "train_seconds": round(seconds, 1), "steps": gan.n_steps_,
+            **({} if anchors is None else {"anchor_seconds": round(anchor_seconds, 1)}),
             "rare_fidelity": round(float(np.mean([fidelity[c] for c in RARE])), 3),
             "common_fidelity": round(float(np.mean([fidelity[c] for c in range(10) if c not in RARE])), 3),
             "balanced_accuracy_gan": round(balanced_accuracy(np.concatenate([X_train, X_gan]),
@@ -107,7 +117,8 @@ def main() -> None:
     print("mean over seeds:", json.dumps(means))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"settings": args.set, "n_rare": args.n_rare, "epochs": args.epochs,
+        args.out.write_text(json.dumps({"settings": args.set, "latent_anchors": args.latent_anchors,
+                                        "n_rare": args.n_rare, "epochs": args.epochs,
                                         "counts": counts.tolist(), "baselines": baselines, "rows": rows,
                                         "means": means}, indent=1) + "\n")
 

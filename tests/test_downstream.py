@@ -68,13 +68,20 @@ def test_tiny_run_writes_every_method_and_a_table(tiny_run):
                     continue
                 m = run["metrics"]
                 assert 0 <= m["balanced_accuracy"] <= 1 and 0 <= m["minority_recall"] <= 1
-                if method in downstream.AUTO_METHODS:
+                if method in cfg["auto_variants"]:
+                    # the auto rows' GAN with the row's own fixed cap (None: every added image synthetic)
+                    cap = cfg["auto_variants"][method]["cap"]
+                    assert run["n_synthetic"] == 5 * (72 if cap is None else min(72, round(cap * 8)))
+                    assert run["n_train"] == 800 * (2 if classifier == "sklearn" else 1)
+                elif method in downstream.AUTO_METHODS:
                     # balanced to the largest class like ROS, with the cap chosen on a validation split
                     selection = run["gan"]["selection"]
                     cap = selection["max_synthetic_per_real"]
                     assert cap in selection["candidates"] == [0.0, 0.5, 1.0, 2.0]
                     assert selection["n_train"] + selection["n_validation"] == counts.sum()
                     assert run["n_synthetic"] == 5 * min(72, round(cap * 8))
+                    snapshots = cfg["auto_snapshots"].get(method, 1)
+                    assert len(selection.get("snapshots", [None])) == snapshots
                     assert run["n_train"] == 800 * (2 if method.endswith("classical") and classifier == "sklearn"
                                                     else 1)
                 elif method.startswith("gan"):
