@@ -100,7 +100,8 @@ class LatentAnchors:
     """Codes of real images, by class, and how far from them new latents may stray.
 
     Image ``k`` of class ``c`` with seed ``s`` gets ``(1 - t) * a + t * b + spread * e``:
-    ``a`` and ``b`` two codes of class ``c`` and ``t`` uniform in [0, 1], all drawn from
+    ``a`` and ``b`` two codes of class ``c`` (drawn with replacement, so a class with one
+    code still works) and ``t`` uniform in [0, 1], all drawn from
     ``s``, and ``e`` the prior latent of seed ``s`` (the one plain sampling would use).
     ``spread=0`` stays on the segments between real images; larger values move toward
     prior sampling.

@@ -282,8 +282,9 @@ class AugmentedDataset(_Epochs, Dataset):
     transform, target_transform : callable, optional
         Applied to real and synthetic items alike (see the module docstring).
     random_state, storage, chunk_size, cache_dir, cache_chunks, device, anchors
-        As for :class:`SyntheticDataset`. For ``anchors``, invert the real items of the
-        classes that get synthetic ones: ``LatentAnchors.from_real(gan, Subset(real, rows))``.
+        As for :class:`SyntheticDataset`. For ``anchors``, invert the real images of the
+        classes that get synthetic ones, labelled with the GAN's class values:
+        ``LatentAnchors.from_real(gan, X_rare, y_rare)``.
 
     Attributes
     ----------

@@ -32,6 +32,7 @@ import numpy as np
 from .checkpoint import is_checkpoint
 from .gan import ConditionalDCGAN
 from .sampling import real_duplicates, split_synthetic
+from .trainer import TrainState
 
 __all__ = ["AUTO_CAPS", "GeneratorSnapshots", "candidate_caps", "default_probe", "select_cap", "validation_split"]
 
@@ -158,8 +159,10 @@ class GeneratorSnapshots:
     for ``k = 1 .. n - 1``; the trained model itself is the n-th. Pass it as ``monitor``
     with ``monitor_every=snapshots.every``: the trainer re-measures the moving average's
     BatchNorm statistics before each call (as a per-epoch ``callback`` would, at every
-    epoch). :meth:`models` returns the snapshots as models that sample like any fitted one.
-    A model stopped early (``max_time``) has fewer.
+    epoch). :meth:`models` returns the snapshots as models that sample like any fitted one
+    (``n_steps_`` says where each was taken). They are for sampling: only the sampling
+    network is the snapshot's, so do not resume training from one. A model stopped early
+    (``max_time``) has fewer, and then the cache (:meth:`load`) never has them all.
 
     >>> snapshots = GeneratorSnapshots(3, total_steps=900)  # doctest: +SKIP
     >>> gan.fit(X, y, monitor=snapshots, monitor_every=snapshots.every)  # doctest: +SKIP
@@ -184,10 +187,14 @@ class GeneratorSnapshots:
         if self._loaded is not None:
             return [*self._loaded, (gan.n_steps_, gan)]
         out = []
+        per_epoch = max(1, gan.n_steps_ // max(1, gan.n_epochs_))
         for step, weights in sorted(self._weights.items()):
             if step < gan.n_steps_:
                 model = copy.deepcopy(gan)
                 model.sampling_generator_.load_state_dict(weights)
+                epoch = step // per_epoch  # so that n_steps_ / n_epochs_ / history_ say where it was taken
+                model._state = TrainState(epoch=epoch, step=step,
+                                          history={k: v[:step] for k, v in gan._state.history.items()})
                 out.append((step, model))
         return [*out, (gan.n_steps_, gan)]
 

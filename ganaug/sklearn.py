@@ -485,29 +485,33 @@ class GANAugmentedClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator)
         estimator = self.estimator if self.estimator is not None else LogisticRegression(max_iter=1000)
         if isinstance(self.oversampler_, GANOverSampler) and self.oversampler_.selection_estimator is None:
             self.oversampler_.set_params(selection_estimator=estimator)  # choose the cap with the real classifier
+        if self.synthetic_weight != 1:
+            self._check_synthetic_weight(estimator, fit_params)  # before the GAN trains
         X_res, y_res = self.oversampler_.fit_resample(X, y)
         if self.synthetic_weight != 1:
-            fit_params = {**fit_params, "sample_weight": self._synthetic_weights(estimator, fit_params)}
+            fit_params = {**fit_params, "sample_weight": self._synthetic_weights()}
         self.estimator_ = clone(estimator).fit(X_res, y_res, **fit_params)
         self.classes_ = self.estimator_.classes_
         self.n_features_in_ = self.oversampler_.n_features_in_
         return self
 
-    def _synthetic_weights(self, estimator: Any, fit_params: dict[str, Any]) -> np.ndarray:
-        """``sample_weight`` for the resampled rows: ``synthetic_weight`` on synthetic ones, else 1."""
+    def _check_synthetic_weight(self, estimator: Any, fit_params: dict[str, Any]) -> None:
         from sklearn.utils.validation import has_fit_parameter
 
-        mask = getattr(self.oversampler_, "synthetic_mask_", None)
-        if mask is None:
-            raise ValueError(f"synthetic_weight={self.synthetic_weight} needs an oversampler that marks its synthetic "
-                             f"rows (synthetic_mask_, as GANOverSampler does); {type(self.oversampler_).__name__} "
-                             "does not. Use synthetic_weight=1.")
         if not has_fit_parameter(estimator, "sample_weight"):
             raise ValueError(f"synthetic_weight={self.synthetic_weight} needs an estimator whose fit takes "
                              f"sample_weight; {type(estimator).__name__}.fit does not. Use synthetic_weight=1.")
         if "sample_weight" in fit_params:
             raise ValueError("Pass sample_weight or synthetic_weight, not both: the weights of the original rows do "
                              "not carry over to resampled ones.")
+
+    def _synthetic_weights(self) -> np.ndarray:
+        """``sample_weight`` for the resampled rows: ``synthetic_weight`` on synthetic ones, else 1."""
+        mask = getattr(self.oversampler_, "synthetic_mask_", None)
+        if mask is None:
+            raise ValueError(f"synthetic_weight={self.synthetic_weight} needs an oversampler that marks its synthetic "
+                             f"rows (synthetic_mask_, as GANOverSampler does); {type(self.oversampler_).__name__} "
+                             "does not. Use synthetic_weight=1.")
         return np.where(mask, float(self.synthetic_weight), 1.0)
 
     def predict(self, X: Any) -> np.ndarray:

@@ -419,7 +419,7 @@ def test_synthetic_weight_errors(imbalanced_digits):
     with pytest.raises(ValueError, match="needs an oversampler that marks its synthetic rows"):
         GANAugmentedClassifier(LogisticRegression(), RandomOverSampler(), synthetic_weight=0.5).fit(X, y)
     with pytest.raises(ValueError, match="KNeighborsClassifier.fit does not"):
-        GANAugmentedClassifier(KNeighborsClassifier(), _sampler(), synthetic_weight=0.5).fit(X, y)
+        GANAugmentedClassifier(KNeighborsClassifier(), _sampler(max_epochs=10**6), synthetic_weight=0.5).fit(X, y)
     with pytest.raises(ValueError, match="sample_weight or synthetic_weight, not both"):
         GANAugmentedClassifier(LogisticRegression(), _sampler(), synthetic_weight=0.5).fit(
             X, y, sample_weight=np.ones(len(y)))
@@ -427,6 +427,8 @@ def test_synthetic_weight_errors(imbalanced_digits):
 
     with pytest.raises(InvalidParameterError, match="synthetic_weight"):
         GANAugmentedClassifier(synthetic_weight=0).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="synthetic_weight"):
+        GANAugmentedClassifier(LogisticRegression(), _sampler(max_epochs=10**6), synthetic_weight=np.inf).fit(X, y)
 
 
 def test_auto_chooses_the_generator_snapshot_too_and_caches_the_snapshots(imbalanced_digits, tmp_path):
@@ -465,6 +467,8 @@ def test_generator_snapshots_keep_the_sampling_network_after_equal_shares_of_tra
         X[:300], y[:300], monitor=snapshots, monitor_every=snapshots.every)
     models = snapshots.models(gan)
     assert [s for s, _ in models] == [9, 18, 27] and models[-1][1] is gan
+    assert [(m.n_steps_, m.n_epochs_, len(m.history_["d_loss"])) for _, m in models] == [(9, 1, 9), (18, 2, 18),
+                                                                                       (27, 3, 27)]
     images = [m.sample({1: 4}, random_state=0)[0] for _, m in models]
     assert not np.allclose(images[0], images[2]) and not np.allclose(images[1], images[2])
     # taking snapshots does not change the trained model
