@@ -383,9 +383,10 @@ def epochs_for(params: dict, n_images: int, steps: int) -> int:
     size ``params`` resolve to, whatever the regime's size."""
     from ganaug import ConditionalDCGAN
     from ganaug.params import resolve
+    from ganaug.trainer import steps_per_epoch
 
-    batch = min(int(resolve(ConditionalDCGAN(**params).get_params(), "batch_size")), n_images)
-    return math.ceil(steps / (n_images // batch))
+    batch = int(resolve(ConditionalDCGAN(**params).get_params(), "batch_size"))
+    return math.ceil(steps / steps_per_epoch(n_images, batch))
 
 
 def train_gan(X: np.ndarray, y: np.ndarray, gan_cfg: dict, seed: int, device: str, X_val: np.ndarray,
@@ -447,7 +448,7 @@ class Run:
         self.fill = {c: int(round(cfg["gan"]["fill"] * self.counts.max())) for c in range(n_classes)}
         self._gans: dict[str, tuple[Any, dict]] = {}
         self._auto: dict[int, tuple[Any, dict, tuple[np.ndarray, np.ndarray]]] = {}  # by generator_snapshots
-        self._variant_rows: dict[str, tuple[tuple[np.ndarray, np.ndarray], int, np.ndarray]] = {}
+        self._variant_rows: dict[str, tuple[tuple[np.ndarray, np.ndarray], np.ndarray]] = {}
         self._data = data
         self._filter_failed: str | None = None
 
@@ -483,9 +484,9 @@ class Run:
                                               "selection": sampler.selection_}, rows
         return self._auto[snapshots]
 
-    def variant_rows(self, method: str) -> tuple[tuple[np.ndarray, np.ndarray], int]:
-        """An auto_variants row's GANOverSampler output on the training subset: the auto rows'
-        GAN, the row's fixed cap and latent_anchors; shared by both paths."""
+    def variant_rows(self, method: str) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+        """An auto_variants row's GANOverSampler output on the training subset (the auto rows'
+        GAN, the row's fixed cap and latent_anchors) and its synthetic_mask_; shared by both paths."""
         if method not in self._variant_rows:
             from ganaug.sklearn import GANOverSampler
 
@@ -494,9 +495,8 @@ class Run:
                                      value_range=(0, 255), random_state=self.seed, max_synthetic_per_real=how["cap"],
                                      latent_anchors=how.get("latent_anchors"))
             rows = sampler.fit_resample(self.X.reshape(len(self.X), -1), self.y)
-            self._variant_rows[method] = (rows, int(sampler.synthetic_mask_.sum()), sampler.synthetic_mask_)
-        rows, n_synthetic, _ = self._variant_rows[method]
-        return rows, n_synthetic
+            self._variant_rows[method] = (rows, sampler.synthetic_mask_)
+        return self._variant_rows[method]
 
     def augmented(self, gan: Any, transform: ImageTransform, **how: Any) -> Dataset:
         """The run's training subset through ganaug's AugmentedDataset; ``how``: the counts
@@ -535,7 +535,8 @@ class Run:
             how = self.cfg["auto_variants"][method]
             sampler, gan_record, _ = self.auto_sampler()
             if how.get("latent_anchors") is not None:  # the sampler's anchored rows, as images
-                sampled, n_synthetic = self.variant_rows(method)
+                sampled, synthetic = self.variant_rows(method)
+                n_synthetic = int(synthetic.sum())
                 images = sampled[0].reshape((-1, *self.X.shape[1:])).astype(self.X.dtype)
                 dataset = ArrayDataset(images, sampled[1], transform)
             else:
@@ -600,10 +601,11 @@ class Run:
             X, y = SMOTE(k_neighbors=k, random_state=self.seed).fit_resample(flat.astype(np.float32), self.y)
         elif method in self.cfg["auto_variants"]:
             _, gan_record, _ = self.auto_sampler()
-            (X, y), n_synthetic = self.variant_rows(method)
+            (X, y), synthetic = self.variant_rows(method)
+            n_synthetic = int(synthetic.sum())
             weight = self.cfg["auto_variants"][method].get("synthetic_weight")
             if weight is not None:  # GANAugmentedClassifier(synthetic_weight)'s weights
-                sample_weight = np.where(self._variant_rows[method][2], weight, 1.0)
+                sample_weight = np.where(synthetic, weight, 1.0)
         elif method in AUTO_METHODS:
             sampler, gan_record, (X, y) = self.auto_sampler(method)
             n_synthetic = int(sampler.synthetic_mask_.sum())

@@ -437,9 +437,7 @@ class AugmentedDataset(_Epochs, Dataset):
         -------
         >>> loader = DataLoader(train, batch_size=64, sampler=train.sampler(0.25))  # doctest: +SKIP
         """
-        share = check_share(synthetic_share, "synthetic_share must be a number in [0, 1]")
-        if share > 1:
-            raise ValueError(f"synthetic_share must be a number in [0, 1], got {synthetic_share!r}.")
+        share = check_share(synthetic_share, "synthetic_share must be a number in [0, 1]", at_most=1.0)
         synthetic = self.synthetic_mask
         weights = np.ones(len(self))
         for value in self.class_counts:

@@ -162,9 +162,11 @@ def _lookup(index: dict[Any, int], value: Any) -> int | None:
         return None
 
 
-def check_share(value: Any, message: str) -> float:
-    """``value`` as a float when it is a number >= 0 (not a bool, not NaN); else ValueError(message)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value >= 0:
+def check_share(value: Any, message: str, at_most: float | None = None) -> float:
+    """``value`` as a float when it is a number >= 0 (not a bool, not NaN) and, with ``at_most``,
+    not above it; else ValueError(message)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value >= 0 \
+            or (at_most is not None and value > at_most):
         raise ValueError(f"{message}, got {value!r}.")
     return float(value)
 

@@ -34,6 +34,7 @@ from .gan import ConditionalDCGAN, resolve_device
 from .params import PARAMETERS, check_values, parameter_constraints, resolve
 from .sampling import real_duplicates, split_synthetic, synthetic_counts
 from .selection import GeneratorSnapshots, candidate_caps, default_probe, select_cap, validation_split
+from .trainer import steps_per_epoch
 
 __all__ = ["GANAugmentedClassifier", "GANOverSampler"]
 
@@ -311,8 +312,8 @@ spectral_norm, dropout, minibatch_std, fake_labels, lecam, augment, ema, max_tim
         if self.generator is not None:
             raise ValueError("generator_snapshots needs a GAN trained here: it cannot take snapshots of a pretrained "
                              "generator. Use generator_snapshots=1.")
-        batch = min(int(resolve(self._gan_params(seed), "batch_size")), len(data))
-        snapshots = GeneratorSnapshots(int(self.generator_snapshots), int(self.max_epochs) * (len(data) // batch))
+        per_epoch = steps_per_epoch(len(data), int(resolve(self._gan_params(seed), "batch_size")))
+        snapshots = GeneratorSnapshots(int(self.generator_snapshots), int(self.max_epochs) * per_epoch)
         return snapshots.models(self._fit_generator(X, y, data, seed, snapshots))
 
     def _generator_for(self, X: np.ndarray, y: np.ndarray, data: Any, seed: int) -> ConditionalDCGAN:

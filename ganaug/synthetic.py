@@ -78,8 +78,8 @@ class SyntheticStore:
         if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
             raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
         self.labels = labels_from_counts(counts).astype(np.int64, copy=False)  # int64: part of the cache key
-        missing = sorted({c for c, k in counts.items() if k > 0} - (anchors.classes if anchors is not None else set()))
-        if anchors is not None and missing:
+        missing = [] if anchors is None else sorted({c for c, k in counts.items() if k > 0} - anchors.classes)
+        if missing:
             raise ValueError(f"anchors has no codes of class indices {missing}, which get synthetic images: build "
                              "it from real images of every class that does (LatentAnchors.from_real).")
         self.anchors = anchors

@@ -91,6 +91,11 @@ def _fork_devices(device: torch.device) -> dict[str, Any]:
     return {"devices": []}
 
 
+def steps_per_epoch(n_images: int, batch_size: int) -> int:
+    """Optimisation steps in one epoch: full batches only, the batch at most the data."""
+    return n_images // min(batch_size, n_images)
+
+
 def train(
     generator: Generator,
     discriminator: Discriminator,
@@ -133,7 +138,7 @@ def train(
     started = time.perf_counter()
     generator.train()
     discriminator.train()
-    bar = _progress_bar(config, len(images) // batch_size, state, verbose)
+    bar = _progress_bar(config, steps_per_epoch(len(images), config.batch_size), state, verbose)
     with torch.random.fork_rng(**_fork_devices(device)):
         for epoch in range(state.epoch, config.max_epochs):
             records = []
