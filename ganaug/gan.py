@@ -14,7 +14,7 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state
 
-from .checkpoint import CONFIG_NAME, CheckpointError, read_checkpoint, write_checkpoint
+from .checkpoint import CONFIG_NAME, CheckpointError, read_checkpoint, saved_params, write_checkpoint
 from .checkpoint.layout import Snapshot, from_checkpoint, to_checkpoint
 from .classifier import train_classifier
 from .data import ImageData, as_image_data
@@ -124,6 +124,23 @@ class ConditionalDCGAN(BaseEstimator):
         ``mean(relu(D(real) - a_fake)^2) + mean(relu(a_real - D(fake))^2)``, where
         ``a_real`` / ``a_fake`` are moving averages (decay 0.99) of its mean outputs. It
         keeps the discriminator from growing overconfident on few images. None: off.
+    group_spectral : float or None, default=None
+        Weight of group spectral regularisation (gSR, Rangwani et al. 2022): the generator
+        also pays the mean over classes of the squared largest singular value of each
+        class's conditioning, grouped into a matrix
+        (:meth:`ganaug.models.Generator.class_conditioning`). Against the class-specific
+        mode collapse of classes seen a few times. None: off.
+    unconditional_blocks : int, default=0
+        Generator blocks computed without the class (UTLO-style, Khorram et al. 2024):
+        the class enters after them as a per-channel scale and shift, so the coarse,
+        low-resolution structure is learned from every class. 0: the class code is
+        concatenated to z. At most the number of blocks before the image-making one (2
+        for the 8x8 digits and for MNIST). The discriminator is unchanged.
+    pretrain_epochs : int, default=0
+        Epochs of autoencoder pretraining on all classes before adversarial training
+        (BAGAN-style, :mod:`ganaug.pretrain`): the discriminator's convolutions encode,
+        the generator decodes given the class, so classes seen a few times start from
+        features learned on the others. Not counted in ``max_time``. 0: off.
     augment : str or None, default="translation"
         DiffAugment policy applied to real and fake images before the discriminator,
         e.g. ``"translation,cutout"``; policies: ``color``, ``translation``, ``cutout``.
@@ -209,6 +226,9 @@ class ConditionalDCGAN(BaseEstimator):
         minibatch_std: bool = False,
         fake_labels: str = "batch",
         lecam: float | None = None,
+        group_spectral: float | None = None,
+        unconditional_blocks: int = 0,
+        pretrain_epochs: int = 0,
         augment: str | None = "translation",
         ema: float | None = 0.999,
         max_time: float | None = None,
@@ -235,6 +255,9 @@ class ConditionalDCGAN(BaseEstimator):
         self.minibatch_std = minibatch_std
         self.fake_labels = fake_labels
         self.lecam = lecam
+        self.group_spectral = group_spectral
+        self.unconditional_blocks = unconditional_blocks
+        self.pretrain_epochs = pretrain_epochs
         self.augment = augment
         self.ema = ema
         self.max_time = max_time
@@ -269,6 +292,8 @@ class ConditionalDCGAN(BaseEstimator):
             compile=self.compile,
             fake_labels=self.fake_labels,
             lecam=None if self.lecam is None else float(self.lecam),
+            group_spectral=None if self.group_spectral is None else float(self.group_spectral),
+            pretrain_epochs=int(self.pretrain_epochs),
         )
 
     # ------------------------------------------------------------------ pickling
@@ -395,6 +420,7 @@ class ConditionalDCGAN(BaseEstimator):
             kernel_size=None if self.kernel_size is None else int(self.kernel_size),
             minibatch_std=bool(self.minibatch_std), embed_dim=int(self.embed_dim),
             dropout=None if self.dropout is None else float(self.dropout),
+            unconditional_blocks=int(self.unconditional_blocks),
         )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed_)  # weight initialisation, inside the forked RNG
@@ -645,24 +671,7 @@ class ConditionalDCGAN(BaseEstimator):
 
     @classmethod
     def _from_saved_params(cls, saved: dict[str, Any], device: str, where: Path) -> "ConditionalDCGAN":
-        params = dict(saved)
-        unknown = sorted(set(params) - set(cls._get_param_names()))
-        if unknown:
-            raise CheckpointError(
-                f"Checkpoint file {where} is corrupt: field 'params' holds {unknown}, which are not "
-                f"parameters of {cls.__name__}."
-            )
-        random_state = params.get("random_state")
-        if random_state is not None and not (
-                isinstance(random_state, int) and not isinstance(random_state, bool) and 0 <= random_state < 2**32):
-            raise CheckpointError(
-                f"Checkpoint file {where} is corrupt: field 'params.random_state' must be null or an integer "
-                f"from 0 to {2**32 - 1}, got {random_state!r}."
-            )
-        params["device"] = device
-        if isinstance(params.get("betas"), list):
-            params["betas"] = tuple(params["betas"])
-        gan = cls(**params)
+        gan = cls(**dict(saved_params(saved, cls._get_param_names(), cls.__name__, where), device=device))
         try:
             gan._validate_params()
         except (TypeError, ValueError) as exc:

@@ -49,3 +49,18 @@ def get_loss(name: str) -> GANLoss:
         return LOSSES[name]
     except KeyError:
         raise ValueError(f"Unknown loss {name!r}; choose one of {sorted(LOSSES)}.") from None
+
+
+def group_spectral_penalty(conditioning: torch.Tensor) -> torch.Tensor:
+    """Group spectral regularisation (gSR, Rangwani et al. 2022): the mean over classes of
+    the squared largest singular value of each class's conditioning matrix.
+
+    ``conditioning`` is (n_classes, groups, group_size), one matrix per class
+    (:meth:`ganaug.models.Generator.class_conditioning`). Rangwani et al. found that a
+    conditional GAN's collapse on a tail class comes with one direction of that class's
+    conditioning growing far above the others; penalising the top singular value spreads it.
+    """
+    # eigvalsh of the smaller Gram matrix: the same value as svdvals, with a stable gradient.
+    m = conditioning.float()
+    gram = m @ m.transpose(1, 2) if m.shape[1] <= m.shape[2] else m.transpose(1, 2) @ m
+    return torch.linalg.eigvalsh(gram)[:, -1].mean()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -63,6 +63,8 @@ class ModelConfig:
     minibatch_std: bool = False  # append the batch's feature std (Karras et al. 2018) against mode collapse
     init: str = "xavier"  # "xavier" (Keras default) or "normal" (N(0, 0.02), DCGAN paper)
     arch: str = "classic"
+    # Generator blocks computed before the class enters (0: it enters with z); see Generator.
+    unconditional_blocks: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -103,6 +105,7 @@ def model_config(
     embed_dim: int = 10,
     kernel_size: int | None = None,
     dropout: float | None = None,
+    unconditional_blocks: int = 0,
 ) -> ModelConfig:
     """Size the networks for images of ``image_shape`` = (C, H, W).
 
@@ -116,7 +119,24 @@ def model_config(
     regularise the discriminator: without dropout it trained 1.4x faster on a CPU, with
     equal or better class fidelity and a lower Fréchet distance on every dataset of
     benchmarks/ablation.py (docs/measurements.md).
+    ``unconditional_blocks``: generator blocks that all classes share before the class enters
+    (:class:`Generator`); at most the number of blocks before the image-making one.
     """
+    config = _sized_config(arch, image_shape, n_classes, latent_dim=latent_dim, width=width,
+                           spectral_norm=spectral_norm, minibatch_std=minibatch_std, embed_dim=embed_dim,
+                           kernel_size=kernel_size, dropout=dropout)
+    limit = len(config.g_widths)  # the BatchNorm blocks: the projection, then each hidden convolution
+    if not 0 <= unconditional_blocks <= limit:
+        raise ValueError(
+            f"unconditional_blocks={unconditional_blocks}, but this generator has {limit} blocks before the one "
+            f"that makes the image; choose 0 to {limit}.")
+    return replace(config, unconditional_blocks=int(unconditional_blocks))
+
+
+def _sized_config(
+    arch: str, image_shape: tuple[int, int, int], n_classes: int, *, latent_dim: int, width: int | None,
+    spectral_norm: bool, minibatch_std: bool, embed_dim: int, kernel_size: int | None, dropout: float | None,
+) -> ModelConfig:
     c, h, w = image_shape  # the estimator has checked the other arguments (ganaug.params)
     if arch == "classic":
         if (h, w) != (28, 28):
@@ -176,8 +196,9 @@ class Generator(nn.Module):
         bh, bw = config.base_size
         w0 = config.g_widths[0]
         self.embed = nn.Embedding(config.n_classes, config.embed_dim)
+        late = config.unconditional_blocks > 0
         self.project = nn.Sequential(
-            nn.Linear(config.latent_dim + config.embed_dim, w0 * bh * bw, bias=False),
+            nn.Linear(config.latent_dim + (0 if late else config.embed_dim), w0 * bh * bw, bias=False),
             nn.Unflatten(1, (w0, bh, bw)),
             nn.BatchNorm2d(w0),
             nn.LeakyReLU(config.leak),
@@ -194,16 +215,51 @@ class Generator(nn.Module):
             layers += [nn.ConvTranspose2d(cin, cout, **up), nn.BatchNorm2d(cout), nn.LeakyReLU(config.leak)]
         layers += [nn.ConvTranspose2d(widths[-1], config.channels, **up), nn.Tanh()]
         self.body = nn.Sequential(*layers)
+        if late:
+            # A per-channel scale and shift of the class (as conditional BatchNorm does),
+            # after the BatchNorm of block unconditional_blocks.
+            self.film = nn.Linear(config.embed_dim, 2 * config.g_widths[config.unconditional_blocks - 1])
         _init_weights(self, config.init)
         # Unit-variance class codes, like z: a tiny init would drown the class in the noise.
         nn.init.normal_(self.embed.weight, 0.0, 1.0)
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        h = self.project(torch.cat([z, self.embed(labels)], dim=1))  # (N, w0, bh, bw)
-        x = self.body(h)  # (N, C, bh * 2**stages, bw * 2**stages)
+        k = self.config.unconditional_blocks
+        if k == 0:
+            x = self.body(self.project(torch.cat([z, self.embed(labels)], dim=1)))
+        else:
+            # UTLO-style (Khorram et al. 2024): the first k blocks are shared by all classes,
+            # so a rare class gets the coarse structure learned from every class.
+            layers = [*self.project, *self.body]
+            x = z
+            for layer in layers[: 3 * k]:  # each block is (layer, BatchNorm, activation); ends at a BatchNorm
+                x = layer(x)
+            scale, shift = self.film(self.embed(labels))[:, :, None, None].chunk(2, dim=1)
+            x = x * (1 + scale) + shift
+            for layer in layers[3 * k :]:
+                x = layer(x)
+        # x: (N, C, bh * 2**stages, bw * 2**stages)
         dh = (x.shape[2] - self.config.height) // 2
         dw = (x.shape[3] - self.config.width) // 2
         return x[:, :, dh : dh + self.config.height, dw : dw + self.config.width]
+
+    def class_conditioning(self) -> torch.Tensor:
+        """What the class adds to the network, one matrix per class, (n_classes, groups, size):
+        group spectral regularisation (:func:`ganaug.losses.group_spectral_penalty`) acts on it.
+
+        With the class entering with z, class c adds ``W_e e_c`` to the projection, grouped
+        per channel: (w0, bh * bw). With ``unconditional_blocks``, it is the scale and shift
+        of its channels, each cut into groups of about the square root of the channel count
+        as Rangwani et al. do with conditional BatchNorm's parameters: (2 g, C / g).
+        """
+        codes = self.embed.weight  # (n_classes, embed_dim)
+        if self.config.unconditional_blocks == 0:
+            w = self.project[0].weight[:, self.config.latent_dim :]  # (w0 * bh * bw, embed_dim)
+            return (codes @ w.T).reshape(len(codes), self.config.g_widths[0], -1)
+        film = self.film(codes)  # (n_classes, 2 C)
+        channels = film.shape[1] // 2
+        groups = max(g for g in range(1, math.isqrt(channels) + 1) if channels % g == 0)
+        return film.reshape(len(codes), 2 * groups, channels // groups)
 
 
 class Discriminator(nn.Module):

@@ -95,6 +95,13 @@ PARAMETERS: dict[str, Parameter] = {
     "lecam": P(None, "float", "Weight of the LeCam regulariser of the discriminator (Tseng et al. 2021), which keeps "
                "its outputs near moving averages of each other under limited data; 'none' turns it off.", low=0,
                nullable=True),
+    "group_spectral": P(None, "float", "Weight of group spectral regularisation of the generator's class "
+                        "conditioning (Rangwani et al. 2022) against mode collapse of rare classes; 'none' turns "
+                        "it off.", low=0, nullable=True),
+    "unconditional_blocks": P(0, "int", "Generator blocks shared by all classes before the class enters (UTLO-style, "
+                              "Khorram et al. 2024); 0: the class enters with z.", low=0),
+    "pretrain_epochs": P(0, "int", "Epochs of autoencoder pretraining on all classes before adversarial training "
+                         "(BAGAN-style): discriminator layers encode, the generator decodes.", low=0),
     "augment": P("translation", "text", "DiffAugment policy before the discriminator, comma-separated from color, "
                  "translation, cutout; 'none' turns it off.", nullable=True),
     "ema": P(0.999, "float", "Sample from a moving average of the generator weights with this decay; 'none' "

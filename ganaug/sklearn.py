@@ -72,7 +72,8 @@ class GANOverSampler(BaseOverSampler):
         ``sklearn.frozen.FrozenEstimator(gan)`` when the sampler will be cloned. A model
         trained outside the folds sees their test rows: only use one trained elsewhere.
     arch, latent_dim, embed_dim, width, kernel_size, max_epochs, batch_size, lr_g, lr_d, betas, loss, \
-spectral_norm, dropout, minibatch_std, fake_labels, lecam, augment, ema, max_time, precision, compile, device, verbose
+spectral_norm, dropout, minibatch_std, fake_labels, lecam, group_spectral, unconditional_blocks, pretrain_epochs, \
+augment, ema, max_time, precision, compile, device, verbose
         Passed to :class:`ganaug.ConditionalDCGAN`, with its defaults (``verbose`` is
         False here: a sampler runs inside pipelines and cross-validation loops).
     train_classifier : bool or None, default=None
@@ -190,16 +191,13 @@ spectral_norm, dropout, minibatch_std, fake_labels, lecam, augment, ema, max_tim
         image_shape: tuple[int, ...] | None = None,
         value_range: tuple[float, float] | None = None,
         generator: Any = None,
-        arch: str = "dcgan", latent_dim: int = 100, embed_dim: int = 10,
-        width: int | None = None, kernel_size: int | None = None, max_epochs: int = 50,
-        batch_size: int | None = None,
+        arch: str = "dcgan", latent_dim: int = 100, embed_dim: int = 10, width: int | None = None,
+        kernel_size: int | None = None, max_epochs: int = 50, batch_size: int | None = None,
         lr_g: float | None = None, lr_d: float | None = None, betas: tuple[float, float] | None = None,
-        loss: str = "hinge",
-        spectral_norm: bool = True,
-        dropout: float | None = None,
+        loss: str = "hinge", spectral_norm: bool = True, dropout: float | None = None,
         minibatch_std: bool = False, fake_labels: str = "batch", lecam: float | None = None,
-        augment: str | None = "translation",
-        ema: float | None = 0.999, max_time: float | None = None,
+        group_spectral: float | None = None, unconditional_blocks: int = 0, pretrain_epochs: int = 0,
+        augment: str | None = "translation", ema: float | None = 0.999, max_time: float | None = None,
         train_classifier: bool | None = None, latent_anchors: float | None = None,
         filter: float | None = None, max_synthetic_per_real: float | str | list | None = "auto",  # noqa: A002
         selection_estimator: Any = None, validation_size: float = 0.2, generator_snapshots: int = 1,
@@ -227,6 +225,9 @@ spectral_norm, dropout, minibatch_std, fake_labels, lecam, augment, ema, max_tim
         self.minibatch_std = minibatch_std
         self.fake_labels = fake_labels
         self.lecam = lecam
+        self.group_spectral = group_spectral
+        self.unconditional_blocks = unconditional_blocks
+        self.pretrain_epochs = pretrain_epochs
         self.augment = augment
         self.ema = ema
         self.max_time = max_time

@@ -20,8 +20,9 @@ from ._io import check_dataclass_fields
 from .augment import diff_augment
 from .data import ImageData
 from .fastpath import FastPath, fast_path
-from .losses import GANLoss, get_loss
+from .losses import GANLoss, get_loss, group_spectral_penalty
 from .models import Discriminator, Generator
+from .pretrain import pretrain_autoencoder
 
 HISTORY_KEYS = ("d_loss", "g_loss", "d_real", "d_fake")
 
@@ -44,6 +45,8 @@ class TrainConfig:
     compile: str = "off"  # ganaug.fastpath.COMPILE_MODES
     fake_labels: str = "batch"  # "batch": the real batch's labels; "balanced": uniform over the classes
     lecam: float | None = None  # weight of the LeCam regulariser of D
+    group_spectral: float | None = None  # weight of group spectral regularisation of G's class conditioning
+    pretrain_epochs: int = 0  # epochs of autoencoder pretraining (ganaug.pretrain) before the first epoch
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -124,8 +127,6 @@ def train(
     keep the last checkpoint). ``path`` overrides the fast paths chosen for ``device`` and
     ``config.precision`` / ``config.compile`` (:func:`ganaug.fastpath.fast_path`).
     """
-    if ema_generator is not None and config.ema is None:
-        raise ValueError("An ema_generator needs config.ema, the decay of its moving average.")
     state = state or TrainState()
     path = path or fast_path(device, config.precision, config.compile)
     opt_g, opt_d = optimizers or make_optimizers(generator, discriminator, config, fused=path.fused)
@@ -134,7 +135,8 @@ def train(
     generator_step, discriminator_step = path.compiled(generator), path.compiled(discriminator)
     batch_size = min(config.batch_size, len(images))
     average = _Average(ema_generator, config.ema, seed, device)
-    lecam = LeCamAnchors.from_history(state.history, device, config.lecam) if config.lecam else None
+    lecam, penalty_g = _regularisers(config, state, generator, device)
+    _pretrain(generator, discriminator, images, labels, config, state, seed, ema_generator)
     started = time.perf_counter()
     generator.train()
     discriminator.train()
@@ -145,7 +147,7 @@ def train(
             for real, y, z, y_fake in _epoch_batches(images, labels, batch_size, generator.config, seed, epoch,
                                                      path.device_rng, config.fake_labels == "balanced"):
                 records.append(_adversarial_step(generator_step, discriminator_step, (opt_g, opt_d), loss, real,
-                                                 (y, y_fake), z, config.augment, path, lecam))
+                                                 (y, y_fake), z, config.augment, path, lecam, penalty_g))
                 average.update(generator, state.step)
                 state.step += 1
                 bar.update(1)
@@ -167,6 +169,28 @@ def train(
     if ema_generator is not None:
         ema_generator.eval()
     return state
+
+
+def _regularisers(
+    config: TrainConfig, state: TrainState, generator: Generator, device: torch.device
+) -> tuple[LeCamAnchors | None, Callable[[], torch.Tensor] | None]:
+    """The LeCam regulariser of D and the group spectral penalty of G that ``config`` asks for."""
+    lecam = LeCamAnchors.from_history(state.history, device, config.lecam) if config.lecam else None
+    weight = config.group_spectral
+    penalty_g = (lambda: weight * group_spectral_penalty(generator.class_conditioning())) if weight else None
+    return lecam, penalty_g
+
+
+def _pretrain(
+    generator: Generator, discriminator: Discriminator, images: torch.Tensor, labels: torch.Tensor,
+    config: TrainConfig, state: TrainState, seed: int, ema_generator: Generator | None,
+) -> None:
+    """Autoencoder pretraining, once, before a fresh run's first step; the moving average starts from its result."""
+    if config.pretrain_epochs and state.step == 0:
+        pretrain_autoencoder(generator, discriminator, images, labels, epochs=config.pretrain_epochs,
+                             batch_size=config.batch_size, seed=seed + 2)
+        if ema_generator is not None:
+            ema_generator.load_state_dict(generator.state_dict())
 
 
 def _progress_bar(config: TrainConfig, steps_per_epoch: int, state: TrainState, verbose: bool) -> Any:
@@ -210,11 +234,12 @@ def _epoch_batches(
 def _adversarial_step(
     generator: Any, discriminator: Any, optimizers: tuple[torch.optim.Optimizer, torch.optim.Optimizer],
     loss: GANLoss, real: torch.Tensor, y: tuple[torch.Tensor, torch.Tensor], z: torch.Tensor, augment: str | None,
-    path: FastPath, lecam: LeCamAnchors | None = None,
+    path: FastPath, lecam: LeCamAnchors | None = None, penalty_g: Callable[[], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """One D step and one G step (either network may be its compiled view); ``y`` holds the
-    real and the fake labels, ``lecam`` the LeCam regulariser (None: off). Returns the
-    step's record (d_loss, g_loss, mean real logit, mean fake logit), still on the device."""
+    real and the fake labels, ``lecam`` the LeCam regulariser and ``penalty_g`` a term added
+    to G's loss (None: off). Returns the step's record (d_loss, g_loss without the penalty,
+    mean real logit, mean fake logit), still on the device."""
     opt_g, opt_d = optimizers
     _, y_fake = y
     with path.autocast():
@@ -226,7 +251,7 @@ def _adversarial_step(
     with path.autocast():
         logits = discriminator(diff_augment(fake, augment), y_fake)
     loss_g = loss.g_loss(logits.float())
-    _step(opt_g, loss_g)
+    _step(opt_g, loss_g if penalty_g is None else loss_g + penalty_g())
     return torch.stack([loss_d.detach(), loss_g.detach(), d_real.detach().mean(), d_fake.detach().mean()])
 
 
@@ -314,6 +339,8 @@ class _Average:
     BatchNorm statistics were last measured."""
 
     def __init__(self, model: Generator | None, decay: float | None, seed: int, device: torch.device) -> None:
+        if model is not None and decay is None:
+            raise ValueError("An ema_generator needs config.ema, the decay of its moving average.")
         self.model, self.decay, self.seed, self.device = model, decay, seed, device
         self.measured_at = -1
 

@@ -82,6 +82,9 @@ def test_tiny_run_writes_every_method_and_a_table(tiny_run):
                     assert run["n_synthetic"] == 5 * min(72, round(cap * 8))
                     snapshots = cfg["auto_snapshots"].get(method, 1)
                     assert len(selection.get("snapshots", [None])) == snapshots
+                    share = cfg["auto_pretrain"].get(method, 0)  # autoencoder epochs, a share of the GAN's
+                    assert run["gan"]["pretrain_epochs"] == round(share * run["gan"]["epochs"])
+                    assert (run["gan"]["pretrain_epochs"] > 0) == (share > 0)
                     assert run["n_train"] == 800 * (2 if method.endswith("classical") and classifier == "sklearn"
                                                     else 1)
                 elif method.startswith("gan"):
@@ -116,7 +119,10 @@ def test_paired_differences_come_from_the_per_seed_runs(tiny_run):
         means = {m: np.mean([cells[s]["runs"][classifier][m]["metrics"]["balanced_accuracy"] for s in cells])
                  for m in baselines}
         best = max(means, key=means.get)
-        for method in ("gan", "gan+classical", "gan-filter"):
+        # the fill rows where the path has them; cnn_bn has only the auto variants
+        checked = [m for m in ("gan", "gan+classical", "gan-filter") if m in methods] or \
+            [m for m in methods if m.startswith("gan")]
+        for method in checked:
             paired = regime[method]["paired"]["balanced_accuracy"]
             assert paired["baseline"] == best
             diffs = [cells[s]["runs"][classifier][method]["metrics"]["balanced_accuracy"]

@@ -70,6 +70,7 @@ from .schema import (
     TRAINING_FIELDS,
     CheckpointError,
     decode_classes,
+    saved_params,
 )
 
 __all__ = [
@@ -79,5 +80,5 @@ __all__ = [
     "MAX_IMAGE_SIZE", "MAX_JSON_CONTAINERS", "MAX_JSON_DEPTH", "MAX_LATENT_DIM", "MAX_PARAMETERS", "MAX_STEPS",
     "MAX_WIDTH", "MODEL_FIELDS", "OPTIMIZER_FIELDS", "PARAM_GROUP_FIELDS", "SCHEMA", "SPEC_FIELDS", "TRAINING_FIELDS",
     "CheckpointError", "decode_classes", "expected_tensors", "is_checkpoint", "optimizer_from_tensors",
-    "optimizer_to_tensors", "read_checkpoint", "read_metadata", "write_checkpoint",
+    "optimizer_to_tensors", "read_checkpoint", "read_metadata", "saved_params", "write_checkpoint",
 ]

@@ -103,6 +103,7 @@ MODEL_FIELDS = {
     "minibatch_std": optional(FLAG),
     "init": optional(choice("xavier", "normal")),
     "arch": optional(choice(*ARCHITECTURES)),
+    "unconditional_blocks": optional(integer(0, MAX_BLOCKS)),
     "extra": optional(mapping(JSON, 0)),  # checkpoints of ganaug 0.1.0 hold it, always empty
 }
 #: ClassifierConfig (ganaug.classifier).
@@ -122,6 +123,8 @@ TRAINING_FIELDS = {
     "ema": optional(nullable(number(0, 1, open="both"))),
     "max_time": optional(nullable(number(0, 1e12, open="low"))),
     "lecam": optional(nullable(number(0, 1e6))),
+    "group_spectral": optional(nullable(number(0, 1e6))),
+    "pretrain_epochs": optional(integer(0, MAX_EPOCHS)),
     **{name: optional(choice(*PARAMETERS[name].choices)) for name in ("precision", "compile", "fake_labels")},
     "epoch": integer(0, MAX_EPOCHS),
     "step": integer(0, MAX_STEPS),
@@ -231,6 +234,9 @@ def decode_classes(data: dict[str, Any]) -> np.ndarray:
 def _check_model(config: ModelConfig) -> None:
     if config.base_block and len(config.g_widths) < 2:
         raise Invalid("model.g_widths", "needs at least 2 widths when model.base_block is true")
+    if config.unconditional_blocks > len(config.g_widths):
+        raise Invalid("model.unconditional_blocks", f"is {config.unconditional_blocks}, but the generator has "
+                       f"{len(config.g_widths)} blocks before the one that makes the image")
     stages = len(config.g_widths) - int(config.base_block)  # stride-2 blocks: each doubles the size
     for i, side in enumerate((config.height, config.width)):
         need = -(-side // 2**stages)
@@ -309,3 +315,25 @@ def validate_document(document: dict[str, Any]) -> None:
     """Check a parsed ``ganaug.json`` against :data:`SCHEMA` and across fields; raises :class:`Invalid`."""
     validate(document, SCHEMA)
     check_consistency(document)
+
+
+def saved_params(saved: dict[str, Any], names: list[str], owner: str, where: Any) -> dict[str, Any]:
+    """The estimator parameters stored in a checkpoint's ``params``, ready for ``owner(**params)``:
+    refuses names ``owner`` does not have and a ``random_state`` that is not a plain seed, and
+    turns ``betas`` back into a tuple. The caller validates the values by building the estimator."""
+    params = dict(saved)
+    unknown = sorted(set(params) - set(names))
+    if unknown:
+        raise CheckpointError(
+            f"Checkpoint file {where} is corrupt: field 'params' holds {unknown}, which are not parameters of {owner}."
+        )
+    random_state = params.get("random_state")
+    if random_state is not None and not (
+            isinstance(random_state, int) and not isinstance(random_state, bool) and 0 <= random_state < 2**32):
+        raise CheckpointError(
+            f"Checkpoint file {where} is corrupt: field 'params.random_state' must be null or an integer "
+            f"from 0 to {2**32 - 1}, got {random_state!r}."
+        )
+    if isinstance(params.get("betas"), list):
+        params["betas"] = tuple(params["betas"])
+    return params
