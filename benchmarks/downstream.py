@@ -60,13 +60,17 @@ GAN_METHODS = ("gan", "gan+classical", "gan-filter", "gan-classic", "gan-hybrid"
                "gan-hybrid-half+classical", "gan-balanced-labels+classical", "gan-balanced-labels-hybrid+classical",
                "gan-auto", "gan-auto+classical", "gan-auto-cap1+classical", "gan-auto-share0.25+classical",
                "gan-auto-w0.3+classical", "gan-auto-anchored-cap1+classical", "gan-auto-two-stage+classical",
-               "gan-auto-mixup-cap1+classical", "gan-auto-snap3", "gan-auto-snap3+classical")
+               "gan-auto-mixup-cap1+classical", "gan-auto-snap3", "gan-auto-snap3+classical", "gan-auto-pretrain",
+               "gan-auto-pretrain+classical", "gan-auto-fill+classical", "gan-auto-cap1-splitbn+classical",
+               "gan-auto-fill-splitbn+classical")
 # GAN rows whose GANOverSampler(max_synthetic_per_real="auto") trains its own GAN without a
 # validation split of the run's training subset and chooses the cap there (config gan_auto);
 # the auto_variants rows use that GAN with a fixed setting of their own instead of the choice.
 AUTO_METHODS = ("gan-auto", "gan-auto+classical", "gan-auto-cap1+classical", "gan-auto-share0.25+classical",
                 "gan-auto-w0.3+classical", "gan-auto-anchored-cap1+classical", "gan-auto-two-stage+classical",
-                "gan-auto-mixup-cap1+classical", "gan-auto-snap3", "gan-auto-snap3+classical")
+                "gan-auto-mixup-cap1+classical", "gan-auto-snap3", "gan-auto-snap3+classical", "gan-auto-pretrain",
+                "gan-auto-pretrain+classical", "gan-auto-fill+classical", "gan-auto-cap1-splitbn+classical",
+                "gan-auto-fill-splitbn+classical")
 # Which GAN of a run each GAN row uses: its config section in downstream.json.
 GAN_CONFIGS = {"classic": "gan_classic", "balanced-labels": "gan_balanced_labels", "gan": "gan"}
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "minority_recall")
@@ -266,11 +270,17 @@ class ArrayDataset(Dataset):
 # --------------------------------------------------------------------------- classifiers
 
 
-def small_cnn(channels: int, height: int, width: int, n_classes: int) -> nn.Module:
+def small_cnn(channels: int, height: int, width: int, n_classes: int, batchnorm: bool = False) -> nn.Module:
+    """conv16-pool-conv32-pool-fc64; ``batchnorm`` (the cnn_bn classifier) adds BatchNorm after
+    each convolution and after the hidden layer."""
+    def norm(kind: type, n: int) -> list[nn.Module]:
+        return [kind(n)] if batchnorm else []
+
     return nn.Sequential(
-        nn.Conv2d(channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),     # (N, 16, H/2, W/2)
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),           # (N, 32, H/4, W/4)
-        nn.Flatten(), nn.Linear(32 * (height // 4) * (width // 4), 64), nn.ReLU(), nn.Linear(64, n_classes),
+        nn.Conv2d(channels, 16, 3, padding=1), *norm(nn.BatchNorm2d, 16), nn.ReLU(), nn.MaxPool2d(2),  # 16, H/2, W/2
+        nn.Conv2d(16, 32, 3, padding=1), *norm(nn.BatchNorm2d, 32), nn.ReLU(), nn.MaxPool2d(2),        # 32, H/4, W/4
+        nn.Flatten(), nn.Linear(32 * (height // 4) * (width // 4), 64), *norm(nn.BatchNorm1d, 64), nn.ReLU(),
+        nn.Linear(64, n_classes),
     )
 
 
@@ -308,13 +318,20 @@ def mixup_loss(model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, synthetic: 
 
 def train_cnn(dataset: Dataset, n_classes: int, shape: tuple[int, int, int], cfg: dict, seed: int, device: str,
               class_weight: np.ndarray | None = None, share: float | None = None,
-              warmup: Dataset | None = None, mixup: float | None = None) -> nn.Module:
+              warmup: Dataset | None = None, mixup: float | None = None, batchnorm: bool = False,
+              split_bn: bool = False) -> nn.Module:
     """The small CNN after cfg["steps"] Adam steps. share: draw batches with the dataset's
     sampler(share) (a fixed synthetic share per class). warmup: spend the first half of the
     steps on this dataset instead (a two-stage schedule), the same optimiser throughout.
-    mixup: mix synthetic images with real ones (mixup_loss with this alpha)."""
+    mixup: mix synthetic images with real ones (mixup_loss with this alpha). batchnorm: the
+    CNN with BatchNorm; split_bn: synthetic items through their own BatchNorm layers
+    (ganaug.split_batchnorm)."""
+    from ganaug.split_batchnorm import split_batchnorm, split_forward
+
     torch.manual_seed(seed)
-    model = small_cnn(*shape, n_classes).to(device)
+    model = small_cnn(*shape, n_classes, batchnorm=batchnorm or split_bn).to(device)
+    if split_bn:
+        split_batchnorm(model)
     opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     weight = None if class_weight is None else torch.as_tensor(class_weight, dtype=torch.float32, device=device)
     stages = [(warmup, cfg["steps"] // 2), (dataset, cfg["steps"] - cfg["steps"] // 2)] if warmup is not None \
@@ -323,7 +340,7 @@ def train_cnn(dataset: Dataset, n_classes: int, shape: tuple[int, int, int], cfg
         generator = torch.Generator().manual_seed(seed + stage)
         batch = min(cfg["batch_size"], len(data))
         weighted = share is not None and data is dataset
-        loader = DataLoader(WithSyntheticFlag(data) if mixup else data, batch_size=batch, drop_last=True,
+        loader = DataLoader(WithSyntheticFlag(data) if mixup or split_bn else data, batch_size=batch, drop_last=True,
                             generator=generator, shuffle=not weighted,
                             sampler=data.sampler(share, generator=generator) if weighted else None)
         step = 0
@@ -331,6 +348,8 @@ def train_cnn(dataset: Dataset, n_classes: int, shape: tuple[int, int, int], cfg
             for xb, yb, *flag in loader:
                 if mixup:
                     loss = mixup_loss(model, xb.to(device), yb.to(device), flag[0].to(device), mixup, generator)
+                elif split_bn:
+                    loss = nn.functional.cross_entropy(split_forward(model, xb.to(device), flag[0]), yb.to(device))
                 else:
                     loss = nn.functional.cross_entropy(model(xb.to(device)), yb.to(device), weight=weight)
                 opt.zero_grad(set_to_none=True)
@@ -447,7 +466,7 @@ class Run:
         self.sk_cfg = spec.get("sklearn", cfg["sklearn"])
         self.fill = {c: int(round(cfg["gan"]["fill"] * self.counts.max())) for c in range(n_classes)}
         self._gans: dict[str, tuple[Any, dict]] = {}
-        self._auto: dict[int, tuple[Any, dict, tuple[np.ndarray, np.ndarray]]] = {}  # by generator_snapshots
+        self._auto: dict[tuple, tuple[Any, dict, tuple[np.ndarray, np.ndarray]]] = {}  # by snapshots, pretraining
         self._variant_rows: dict[str, tuple[tuple[np.ndarray, np.ndarray], np.ndarray]] = {}
         self._data = data
         self._filter_failed: str | None = None
@@ -463,26 +482,30 @@ class Run:
     def auto_sampler(self, method: str = "gan-auto") -> tuple[Any, dict, tuple[np.ndarray, np.ndarray]]:
         """The run's GANOverSampler(max_synthetic_per_real="auto") fitted on the training subset
         as a user would (the default probe), its record and its output rows; shared by every
-        auto row with the same generator_snapshots (config auto_snapshots)."""
+        auto row with the same generator_snapshots (config auto_snapshots) and autoencoder
+        pretraining (config auto_pretrain: pretrain_epochs as a share of the GAN's epochs)."""
         snapshots = self.cfg["auto_snapshots"].get(method, 1)
-        if snapshots not in self._auto:
+        pretrain = self.cfg.get("auto_pretrain", {}).get(method, 0)
+        if (snapshots, pretrain) not in self._auto:
             from ganaug.selection import validation_split
             from ganaug.sklearn import GANOverSampler
 
             gan_cfg = self.cfg["gan_auto"]
             n_train = len(validation_split(self.y, gan_cfg["validation_size"], 0)[0])  # sizes do not depend on the seed
+            epochs = epochs_for(gan_cfg["params"], n_train, gan_cfg["steps"])
             sampler = GANOverSampler(**gan_cfg["params"], max_synthetic_per_real="auto", cache_dir=self.gan_cache,
                                      validation_size=gan_cfg["validation_size"], image_shape=self.X.shape[1:],
                                      value_range=(0, 255), random_state=self.seed, device=self.device,
-                                     max_epochs=epochs_for(gan_cfg["params"], n_train, gan_cfg["steps"]),
-                                     generator_snapshots=snapshots)
+                                     max_epochs=epochs, generator_snapshots=snapshots,
+                                     pretrain_epochs=int(round(pretrain * epochs)))
             start = time.perf_counter()
             rows = sampler.fit_resample(self.X.reshape(len(self.X), -1), self.y)
-            self._auto[snapshots] = sampler, {"steps": sampler.generator_.n_steps_,
-                                              "epochs": sampler.generator_.n_epochs_,
-                                              "seconds": round(time.perf_counter() - start, 2),
-                                              "selection": sampler.selection_}, rows
-        return self._auto[snapshots]
+            self._auto[snapshots, pretrain] = sampler, {"steps": sampler.generator_.n_steps_,
+                                                        "epochs": sampler.generator_.n_epochs_,
+                                                        "pretrain_epochs": sampler.pretrain_epochs,
+                                                        "seconds": round(time.perf_counter() - start, 2),
+                                                        "selection": sampler.selection_}, rows
+        return self._auto[snapshots, pretrain]
 
     def variant_rows(self, method: str) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
         """An auto_variants row's GANOverSampler output on the training subset (the auto rows'
@@ -521,7 +544,12 @@ class Run:
 
     # ---- the torch path: a CNN fed through torch Datasets (AugmentedDataset for GAN rows)
 
-    def cnn(self, method: str) -> dict:
+    def cnn_bn(self, method: str) -> dict:
+        """The cnn path with BatchNorm in the CNN (config methods.cnn_bn): every method as on
+        the cnn path; an auto_variants row with split_bn gives synthetic items their own layers."""
+        return self.cnn(method, batchnorm=True)
+
+    def cnn(self, method: str, batchnorm: bool = False) -> dict:
         classical = self.classical(1) if "classical" in method else None
         transform = ImageTransform(classical)
         weights, n_synthetic, gan_record, train_with = None, 0, None, {}
@@ -547,7 +575,8 @@ class Run:
                 idx = self.ros_index()
                 train_with = {"warmup": ArrayDataset(self.X[idx], self.y[idx], transform)}
             else:
-                train_with = {"share": how.get("share"), "mixup": how.get("mixup")}
+                train_with = {"share": how.get("share"), "mixup": how.get("mixup"),
+                              "split_bn": how.get("split_bn", False)}
         elif method in AUTO_METHODS:
             sampler, gan_record, _ = self.auto_sampler(method)
             dataset = self.augmented(sampler.generator_, transform, sampling_strategy="auto",
@@ -578,7 +607,7 @@ class Run:
             raise ValueError(f"Unknown cnn method {method!r}.")
         start = time.perf_counter()
         model = train_cnn(dataset, self.n_classes, self.shape, self.cnn_cfg, self.seed, self.device, weights,
-                          **train_with)
+                          batchnorm=batchnorm, **train_with)
         pred = cnn_predict(model, self.X_test, self.device)
         return self._record(pred, time.perf_counter() - start, len(dataset), n_synthetic, gan_record)
 
@@ -858,6 +887,8 @@ def versus_table(cfg: dict, table: dict, baseline: str = "ros") -> list[str]:
              "| --- | --- | --- | --- |" + " --- |" * len(rows)]
     for dataset, classifiers in table.items():
         for classifier, regimes in classifiers.items():
+            if not set(rows) & set(cfg["methods"].get(classifier, ())):
+                continue  # a classifier with none of these rows (cnn_bn: every GAN row with classical)
             for regime, entries in regimes.items():
                 base = entries.get(baseline)
                 if not base or not base["seeds"]:
@@ -973,6 +1004,28 @@ def variants_table(cfg: dict, table: dict, reference: str = "gan-auto-cap1+class
             "| --- " * (4 + len(variants)) + "|", *rows, ""]
 
 
+def split_bn_table(cfg: dict, table: dict) -> list[str]:
+    """Each auto_variants row with split_bn against the same row with one set of BatchNorm
+    layers (its name without "-splitbn"), seed by seed: what the separate layers change."""
+    pairs = [(m, m.replace("-splitbn", "")) for m, how in cfg.get("auto_variants", {}).items()
+             if how.get("split_bn") and m.replace("-splitbn", "") in cfg["auto_variants"]]
+    rows = []
+    for dataset, classifiers in table.items():
+        for classifier, regimes in classifiers.items():
+            for regime, entries in regimes.items():
+                cells = [delta_cell(paired_difference(entries[m], entries[shared], shared, "balanced_accuracy"))
+                         if entries.get(m, {}).get("seeds") and entries.get(shared, {}).get("seeds") else "n/a"
+                         for m, shared in pairs]
+                if any(c != "n/a" for c in cells):
+                    rows.append(f"| {dataset} | {classifier} | {regime} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return ["Separate BatchNorm layers for synthetic images: each -splitbn row against the same row with shared "
+            "layers (paired, points, mean ± 95% t-interval; **bold**: the interval excludes 0).", "",
+            "| dataset | classifier | regime | " + " | ".join(f"Δ {m} vs {shared}" for m, shared in pairs) + " |",
+            "| --- " * (3 + len(pairs)) + "|", *rows, ""]
+
+
 def selection_table(table: dict) -> list[str]:
     """The caps that GANOverSampler(max_synthetic_per_real="auto") chose on each run's own
     validation split (one per seed; the cnn and sklearn rows of a run share them), and what
@@ -1003,7 +1056,7 @@ def markdown(cfg: dict, table: dict, info: dict | None, regime_counts: dict) -> 
                   f"({info['torch_threads']} threads), device {info['device']}, commit "
                   f"{(info.get('git_commit') or '?')[:10]}.", ""]
     lines += summary_table(cfg, table) + [""] + best_gan_table(cfg, table) + [""] + versus_table(cfg, table) + [""]
-    lines += selection_table(table) + variants_table(cfg, table)
+    lines += selection_table(table) + variants_table(cfg, table) + split_bn_table(cfg, table)
     lines += ["Balanced accuracy on the real test split, % (mean ± 95% t-interval over seeds). "
               "GAN rows: paired difference (percentage points, same seeds) against the best non-GAN row of the "
               "regime, named under it.", ""]

@@ -1,6 +1,6 @@
 """Rare-class ablation (issue 18, item 3): benchmarks/rare_classes.py once per generator setting.
 
-    python benchmarks/rare_ablation.py                 # every variant, ~15 min on a 2-core CPU
+    python benchmarks/rare_ablation.py                 # every variant, ~25 min on a 2-core CPU
     python benchmarks/rare_ablation.py --only default lecam-0.3
     python benchmarks/rare_ablation.py --report-only   # the table from the JSON files on disk
 
@@ -35,6 +35,17 @@ VARIANTS = {
     "anchored-0": ["--latent-anchors", "0"],
     "anchored-0.3": ["--latent-anchors", "0.3"],
     "anchored-0.7": ["--latent-anchors", "0.7"],
+    # item 3, fourth round: group spectral regularisation at two weights a decade apart around
+    # the penalty's size at initialisation (about 1, like the hinge loss of G); UTLO-style
+    # generators with the class entering after one and after both blocks (the 8x8 maximum)
+    "group-spectral-0.1": ["--set", "group_spectral=0.1"],
+    "group-spectral-1": ["--set", "group_spectral=1"],
+    "unconditional-1": ["--set", "unconditional_blocks=1"],
+    "unconditional-2": ["--set", "unconditional_blocks=2"],
+    # item 4, second half: autoencoder pretraining for a third of the GAN's 30 epochs, with
+    # prior and with anchored latents
+    "pretrain-10": ["--set", "pretrain_epochs=10"],
+    "pretrain-10+anchored-0.3": ["--set", "pretrain_epochs=10", "--latent-anchors", "0.3"],
 }
 
 
