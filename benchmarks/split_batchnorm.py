@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -34,6 +33,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import numpy as np
 import torch
+from downstream import machine  # benchmarks/ is on sys.path when this script runs
 from scipy import stats
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import train_test_split
@@ -113,12 +113,19 @@ def interval(values) -> tuple[float, float]:
     return float(v.mean()), float(half)
 
 
+def describe(info: dict | str) -> str:
+    """downstream.machine()'s record in words (results written before it was used hold a string)."""
+    if isinstance(info, str):
+        return info
+    return f"{info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_threads']} threads)"
+
+
 def report(result: dict) -> str:
     rows = result["rows"]
     lines = ["# Separate BatchNorm statistics for synthetic images (benchmarks/split_batchnorm.py)", "",
              f"MNIST, digits 2, 5, 8 at {N_RARE} training images and the others at {N_COMMON}; a CNN with "
              f"BatchNorm, {result['steps']} steps; balanced accuracy on the other half of the MNIST test set "
-             f"(5,000 images), {len(rows['ros'])} draws. Machine: {result['machine']}.", "",
+             f"(5,000 images), {len(rows['ros'])} draws. Machine: {describe(result['machine'])}.", "",
              "| row | balanced accuracy | vs ROS (paired) | split vs shared (paired) |", "| --- | --- | --- | --- |"]
     base = np.asarray(rows["ros"])
     for name, values in rows.items():
@@ -129,13 +136,6 @@ def report(result: dict) -> str:
             if name.endswith("-split") else ""
         lines.append(f"| {name} | {100 * mean:.1f} ± {100 * half:.1f} | {vs} | {own} |")
     return "\n".join(lines) + "\n"
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -168,8 +168,7 @@ def main() -> None:
                                                            args.steps, (X_test, y_test)))
         print(f"draw {draw}: " + ", ".join(f"{k} {v[-1]:.3f}" for k, v in rows.items()), flush=True)
     result = {"steps": args.steps, "rows": rows, "gan_seconds": gan_seconds,
-              "machine": f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-                         f"{torch.get_num_threads()} threads"}
+              "machine": machine("cpu")}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     text = report(result)

@@ -104,6 +104,15 @@ class FastPath:
         return torch.compile(module, mode=self.compile, dynamic=False)
 
 
+def fork_rng_devices(device: torch.device) -> dict[str, Any]:
+    """The arguments of ``torch.random.fork_rng`` that fork the RNG of work on ``device`` too."""
+    if device.type == "cuda":
+        return {"devices": [device.index or 0], "device_type": "cuda"}
+    if device.type == "mps":
+        return {"devices": [], "device_type": "mps"}
+    return {"devices": []}
+
+
 def fused_adam(device: torch.device) -> bool:
     """Whether Adam takes its fused kernel on ``device``."""
     return device.type == "cuda"

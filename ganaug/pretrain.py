@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .fastpath import fork_rng_devices
 from .models import Discriminator, Generator
 
 
@@ -42,8 +43,8 @@ def pretrain_autoencoder(
     """
     device = images.device
     batch_size = min(batch_size, len(images))
-    losses: list[float] = []
-    with torch.random.fork_rng(devices=[images.device.index or 0] if device.type == "cuda" else []):
+    losses: list[torch.Tensor] = []
+    with torch.random.fork_rng(**fork_rng_devices(device)):
         torch.manual_seed(seed)
         head = nn.Sequential(nn.Linear(discriminator.linear.in_features, generator.config.latent_dim),
                              nn.BatchNorm1d(generator.config.latent_dim, affine=False)).to(device)
@@ -62,10 +63,11 @@ def pretrain_autoencoder(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                losses.append(loss.item())
+                losses.append(loss.detach())  # read once at the end: no device sync per step
         generator.train(was_training[0])
         discriminator.train(was_training[1])
-    if losses and not all(map(torch.isfinite, torch.tensor(losses))):
+    history = torch.stack(losses).cpu() if losses else torch.empty(0)
+    if not torch.isfinite(history).all():
         raise FloatingPointError("Autoencoder pretraining diverged (a NaN or inf loss); lower pretrain_epochs "
                                  "or turn it off.")
-    return losses
+    return history.tolist()

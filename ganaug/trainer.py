@@ -19,7 +19,7 @@ from torch import nn
 from ._io import check_dataclass_fields
 from .augment import diff_augment
 from .data import ImageData
-from .fastpath import FastPath, fast_path
+from .fastpath import FastPath, fast_path, fork_rng_devices
 from .losses import GANLoss, get_loss, group_spectral_penalty
 from .models import Discriminator, Generator
 from .pretrain import pretrain_autoencoder
@@ -86,14 +86,6 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 0x9E3779B97F4A7C15) % (2**63 - 1)
 
 
-def _fork_devices(device: torch.device) -> dict[str, Any]:
-    if device.type == "cuda":
-        return {"devices": [device.index or 0], "device_type": "cuda"}
-    if device.type == "mps":
-        return {"devices": [], "device_type": "mps"}
-    return {"devices": []}
-
-
 def steps_per_epoch(n_images: int, batch_size: int) -> int:
     """Optimisation steps in one epoch: full batches only, the batch at most the data."""
     return n_images // min(batch_size, n_images)
@@ -141,7 +133,7 @@ def train(
     generator.train()
     discriminator.train()
     bar = _progress_bar(config, steps_per_epoch(len(images), config.batch_size), state, verbose)
-    with torch.random.fork_rng(**_fork_devices(device)):
+    with torch.random.fork_rng(**fork_rng_devices(device)):
         for epoch in range(state.epoch, config.max_epochs):
             records = []
             for real, y, z, y_fake in _epoch_batches(images, labels, batch_size, generator.config, seed, epoch,
