@@ -27,9 +27,15 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+
 # Exceptions a user can cause with bad input or settings; anything else is a bug. (FileNotFoundError
 # and FileExistsError are OSErrors; ganaug.CheckpointError is a ValueError.)
-USER_ERRORS = (ValueError, TypeError, OSError, FloatingPointError)
+class RankFailure(RuntimeError):
+    """Another process of a distributed job stopped or lost contact, so this one stops too
+    (raised by :mod:`ganaug.distributed`; here so the command line knows it without torch)."""
+
+
+USER_ERRORS = (ValueError, TypeError, OSError, FloatingPointError, RankFailure)
 # Data sources known by name, never read from a path (a folder named "digits" is not them).
 BUILTIN_SOURCES = ("digits",)
 # Marker file -> how to recognise ganaug's own copy of it (its first bytes).

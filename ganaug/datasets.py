@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import Dataset, Subset, WeightedRandomSampler
+from torch.utils.data import Dataset, Sampler, Subset, WeightedRandomSampler
 
 from .anchors import LatentAnchors
 from .data import ArraySpec, dataset_targets, item_spec
+from .distributed import Context, broadcast, context
 from .gan import ConditionalDCGAN
 from .sampling import check_share, class_index, real_duplicates, resolve_counts, split_synthetic, synthetic_counts
 from .synthetic import SyntheticStore
@@ -415,7 +416,7 @@ class AugmentedDataset(_Epochs, Dataset):
         return np.arange(len(self)) >= self._first_synthetic
 
     def sampler(self, synthetic_share: float, *, num_samples: int | None = None,
-                generator: torch.Generator | None = None) -> WeightedRandomSampler:
+                generator: torch.Generator | None = None) -> Sampler[int]:
         """A DataLoader sampler that draws synthetic items as a fixed share of each class.
 
         Each class keeps its number of items in the draws (the balance this dataset
@@ -424,6 +425,11 @@ class AugmentedDataset(_Epochs, Dataset):
         synthetic images count less (or more) than their number, the torch counterpart of
         ``GANAugmentedClassifier(synthetic_weight=...)``. Draws are with replacement, as
         torch's ``WeightedRandomSampler`` makes them.
+
+        Under torchrun the job's ``num_samples`` draws are made once, from a seed shared by
+        the ranks, and rank r takes draws r, r + world_size, ... (DistributedSampler's
+        rule): ``num_samples // world_size`` per rank. Call ``set_epoch(epoch)`` on it
+        every epoch, as with DistributedSampler, for fresh draws.
 
         Parameters
         ----------
@@ -446,9 +452,12 @@ class AugmentedDataset(_Epochs, Dataset):
             if n_synthetic:  # the class's total weight stays n: share * n on its synthetic items
                 weights[rows & synthetic] = share * n / n_synthetic
                 weights[rows & ~synthetic] = (1 - share) * n / (n - n_synthetic)
-        return WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double),
-                                     len(self) if num_samples is None else int(num_samples), replacement=True,
-                                     generator=generator)
+        n, job = len(self) if num_samples is None else int(num_samples), context()
+        weights = torch.as_tensor(weights, dtype=torch.double)
+        if job.active:
+            seed = generator.initial_seed() if generator is not None else int(torch.randint(2**62, ()).item())
+            return _ShardedWeightedSampler(weights, n, job, broadcast(seed, "sharing the sampler's seed"))
+        return WeightedRandomSampler(weights, n, replacement=True, generator=generator)
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         index = _check_index(index, len(self), "items")
@@ -465,3 +474,23 @@ class AugmentedDataset(_Epochs, Dataset):
             target = self.target_transform(target)
         return image, target
 
+
+class _ShardedWeightedSampler(Sampler[int]):
+    """A job's weighted draws with replacement, of which this rank takes every
+    ``world_size``-th; ``set_epoch`` draws afresh (see :meth:`AugmentedDataset.sampler`)."""
+
+    def __init__(self, weights: torch.Tensor, num_samples: int, job: Context, seed: int) -> None:
+        self.weights, self.job, self.seed, self.epoch = weights, job, seed, 0
+        self.num_samples = num_samples // job.world_size
+
+    def __iter__(self):
+        rng = torch.Generator().manual_seed(self.seed + self.epoch)
+        draws = torch.multinomial(self.weights, self.num_samples * self.job.world_size, replacement=True,
+                                  generator=rng)
+        return iter(draws[self.job.rank :: self.job.world_size].tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)

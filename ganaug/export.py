@@ -12,6 +12,13 @@ Either way ``OUT/manifest.csv`` lists ``file, class, seed, model_sha256``, so ev
 can be regenerated with :meth:`ConditionalDCGAN.sample_from_seeds` and traced to its
 model. The set is built in a temporary sibling folder and moved into place when complete;
 an existing ``OUT`` is replaced (``force=True``) only if ganaug wrote it as a generated set.
+
+Under torchrun the work is shared by rank (ganaug.distributed): the set's batches are
+those one process would make, and rank r makes a contiguous block of them, so every
+image is computed exactly as in one process and the files are the same, byte for byte,
+for any number of processes. Rank 0 makes the temporary folder, writes its own block
+into the manifest and the ``.npz``, appends the other ranks' parts in rank order once
+all have finished, and moves the set into place once.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import csv
 import os
 import shutil
 import time
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -37,6 +45,7 @@ from ._io import (
     publish_dir,
 )
 from .data import to_uint8
+from .distributed import Context, all_ranks_succeed, barrier, broadcast, context, shard
 from .gan import ConditionalDCGAN
 from .sampling import MAX_SEED, resolve_counts
 
@@ -96,26 +105,27 @@ def export_samples(
     >>> gan = ConditionalDCGAN.load("runs/pets/checkpoint")  # doctest: +SKIP
     >>> export_samples(gan, "data/synthetic", {c: 100 for c in gan.classes_})  # doctest: +SKIP
     """
-    out = Path(out)
+    out, job = Path(out), context()
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}.")
     check_output_dir(out, force=force, markers=SET_MARKERS)
     plan = _plan(gan, counts, format, int(seed))
     total = sum(plan.values())
-    with disk_errors(out):
-        out.parent.mkdir(parents=True, exist_ok=True)
-        target = out.parent.resolve() / out.name  # out itself is not a link (checked above)
-        clean_stale_partials(target)  # what a killed earlier run left
-        partial = make_partial_dir(target)
+    barrier("checking the output folder")  # every rank has checked before rank 0 makes anything
+    partial = _make_partial(out, plan, format) if job.is_main else None
+    partial = Path(broadcast(str(partial), "sharing the temporary folder"))
     started = time.perf_counter()
     try:
         with disk_errors(out):
             _write_set(gan, partial, plan, format=format, seed=int(seed), batch_size=int(batch_size),
-                       model_sha256=model_sha256, progress=progress)
-            publish_dir(partial, target, force=force, markers=SET_MARKERS)
+                       model_sha256=model_sha256, progress=progress and job.is_main, job=job)
+            if job.is_main:
+                publish_dir(partial, _target(out), force=force, markers=SET_MARKERS)
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        if job.is_main:
+            shutil.rmtree(partial, ignore_errors=True)
         raise
+    barrier("publishing the set")  # every rank returns once the set is in place
     seconds = time.perf_counter() - started
     return {
         "out": str(out),
@@ -127,7 +137,26 @@ def export_samples(
         "images_per_s": round(total / seconds, 1) if seconds > 0 else None,
         "manifest": str(out / MANIFEST),
         "model_sha256": model_sha256,
+        "processes": job.world_size,
     }
+
+
+def _target(out: Path) -> Path:
+    """Where ``out`` is published: its resolved parent, and its own name (``out`` is not a link: checked)."""
+    return out.parent.resolve() / out.name
+
+
+def _make_partial(out: Path, plan: dict[Any, int], fmt: str) -> Path:
+    """The temporary folder the set is built in, with its class folders (rank 0 makes it for every rank)."""
+    with disk_errors(out):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale_partials(_target(out))  # what a killed earlier run left
+        partial = make_partial_dir(_target(out))
+        if fmt == "imagefolder":
+            for c, k in plan.items():
+                if k:
+                    (partial / _folder_name(c)).mkdir()
+    return partial
 
 
 def _plan(gan: ConditionalDCGAN, counts: Mapping[Any, int], fmt: str, seed: int) -> dict[Any, int]:
@@ -167,52 +196,81 @@ def _folder_name(value: Any) -> str:
     return name
 
 
-def _batches(gan: ConditionalDCGAN, plan: dict[Any, int], *, seed: int, batch_size: int,
-             output: str) -> Iterator[tuple[Any, int, Any, np.ndarray]]:
-    """(class, index of the batch's first image in the set, images, seeds), batch by batch."""
-    index = 0
+def _batch_plan(plan: dict[Any, int], batch_size: int) -> list[tuple[Any, int, int]]:
+    """The set's batches as one process makes them: (class, index of the first image in the set, size)."""
+    batches, index = [], 0
     for c, k in plan.items():
         for start in range(0, k, batch_size):
-            m = min(batch_size, k - start)
-            # One seed per image, contiguous over the set: image i has seed (seed + i).
-            images, _, seeds = gan.sample({c: m}, random_state=seed + index, return_seeds=True,
-                                          batch_size=batch_size, output=output)
-            yield c, index, images, seeds
-            index += m
+            batches.append((c, index, min(batch_size, k - start)))
+            index += batches[-1][2]
+    return batches
 
 
-def _write_set(gan: ConditionalDCGAN, partial: Path, plan: dict[Any, int], *, format: str,
-               seed: int, batch_size: int, model_sha256: str, progress: bool) -> None:
-    """Write the images and the manifest into ``partial``."""
+def _batches(gan: ConditionalDCGAN, batches: list[tuple[Any, int, int]], *, seed: int, batch_size: int,
+             output: str) -> Iterator[tuple[Any, int, Any, np.ndarray]]:
+    """(class, index of the batch's first image in the set, images, seeds), batch by batch."""
+    for c, index, m in batches:
+        # One seed per image, contiguous over the set: image i has seed (seed + i).
+        images, _, seeds = gan.sample({c: m}, random_state=seed + index, return_seeds=True,
+                                      batch_size=batch_size, output=output)
+        yield c, index, images, seeds
+
+
+def _write_set(gan: ConditionalDCGAN, partial: Path, plan: dict[Any, int], *, format: str, seed: int,
+               batch_size: int, model_sha256: str, progress: bool, job: Context) -> None:
+    """Write this rank's block of the images and the manifest into ``partial``; once every
+    rank has finished, rank 0 appends the other ranks' parts. A failure on one rank fails all."""
     from tqdm.auto import tqdm
 
-    total = sum(plan.values())
+    all_batches = _batch_plan(plan, batch_size)
+    mine = [all_batches[i] for i in shard(len(all_batches), job)]
     with contextlib.ExitStack() as stack:
-        manifest_file = stack.enter_context(open(partial / MANIFEST, "w", newline="", encoding="utf-8"))
-        bar = stack.enter_context(tqdm(total=total, unit="img", disable=not progress, dynamic_ncols=True,
-                                       desc="generate"))
+        manifest_file = stack.enter_context(open(partial / (MANIFEST if job.is_main else _part("manifest", job.rank)),
+                                                 "w", newline="", encoding="utf-8"))
+        bar = stack.enter_context(tqdm(total=sum(m for *_, m in mine), unit="img", disable=not progress,
+                                       dynamic_ncols=True, desc="generate"))
         manifest = csv.writer(manifest_file)
-        manifest.writerow(MANIFEST_HEADER.split(","))
-        if format == "imagefolder":
-            rows = _write_pngs(gan, partial, plan, seed=seed, batch_size=batch_size)
-        else:
-            rows = _write_npz(stack, gan, partial / SAMPLES_NPZ, plan, seed=seed, batch_size=batch_size)
-        for batch in rows:
-            manifest.writerows((file, c, s, model_sha256) for file, c, s in batch)
-            bar.update(len(batch))
+        if job.is_main:
+            manifest.writerow(MANIFEST_HEADER.split(","))
+        npz = None if format == "imagefolder" else _NpzShare(stack, gan, partial, plan, seed=seed, job=job)
+        with all_ranks_succeed("generating the set"):
+            rows = _write_pngs(gan, partial, plan, mine, seed=seed, batch_size=batch_size) if npz is None \
+                else npz.write(gan, mine, seed=seed, batch_size=batch_size)
+            for batch in rows:
+                manifest.writerows((file, c, s, model_sha256) for file, c, s in batch)
+                bar.update(len(batch))
+            if not job.is_main:
+                stack.close()  # the parts are complete on disk before rank 0 reads them
+        if npz is not None:
+            npz.finish(plan, job.world_size)
+    if job.is_main and job.active:
+        with open(partial / MANIFEST, "ab") as f:
+            for chunk in _read_parts(partial, "manifest", job.world_size, 1 << 20):
+                f.write(chunk)
 
 
-def _write_pngs(gan: ConditionalDCGAN, partial: Path, plan: dict[Any, int], *, seed: int,
-                batch_size: int) -> Iterator[list[tuple[Any, str, int]]]:
-    """Write ``partial/<class>/<index>.png``; yields each batch's manifest rows (file, class, seed)."""
+def _part(stem: str, rank: int) -> str:
+    return f".{stem}.part-{rank}"
+
+
+def _read_parts(partial: Path, stem: str, world_size: int, chunk_size: int) -> Iterator[bytes]:
+    """Rank 0: the bytes of ranks 1.. parts ``partial/.STEM.part-R``, in rank order; each part is deleted once read."""
+    for rank in range(1, world_size):
+        path = partial / _part(stem, rank)
+        with open(path, "rb") as f:
+            while chunk := f.read(chunk_size):
+                yield chunk
+        path.unlink()
+
+
+def _write_pngs(gan: ConditionalDCGAN, partial: Path, plan: dict[Any, int], batches: list[tuple[Any, int, int]], *,
+                seed: int, batch_size: int) -> Iterator[list[tuple[Any, str, int]]]:
+    """Write ``partial/<class>/<index>.png`` for ``batches``; yields each batch's manifest rows (file, class, seed)."""
     from PIL import Image
 
     digits = max(6, len(str(max(sum(plan.values()) - 1, 0))))
     folders = {c: _folder_name(c) for c in plan}
-    for c, k in plan.items():
-        if k:
-            (partial / folders[c]).mkdir()
-    for c, index, images, seeds in _batches(gan, plan, seed=seed, batch_size=batch_size, output="tensor"):
+    for c, index, images, seeds in _batches(gan, batches, seed=seed, batch_size=batch_size, output="tensor"):
         arr = to_uint8(images)  # (m, C, H, W)
         arr = arr[:, 0] if arr.shape[1] == 1 else arr.transpose(0, 2, 3, 1)
         rows = []
@@ -223,22 +281,38 @@ def _write_pngs(gan: ConditionalDCGAN, partial: Path, plan: dict[Any, int], *, s
         yield rows
 
 
-def _write_npz(stack: contextlib.ExitStack, gan: ConditionalDCGAN, path: Path, plan: dict[Any, int], *, seed: int,
-               batch_size: int) -> Iterator[list[tuple[Any, str, int]]]:
-    """Stream X into ``path`` and add y at the end; yields each batch's manifest rows (row, class, seed)."""
-    total = sum(plan.values())
-    probe = gan.sample({gan.classes_.tolist()[0]: 0}, random_state=seed)[0]
-    probe = probe.numpy() if hasattr(probe, "numpy") else np.asarray(probe)
-    npz = stack.enter_context(_NpzWriter(path))
-    X_out = npz.array("X", (total,) + probe.shape[1:], probe.dtype)
-    y_all = np.empty(total, dtype=np.asarray(gan.classes_.tolist()).dtype)
-    for c, index, images, seeds in _batches(gan, plan, seed=seed, batch_size=batch_size, output="native"):
-        m = len(seeds)
-        X_out.write(images.numpy() if hasattr(images, "numpy") else images)
-        y_all[index : index + m] = c
-        yield [(index + j, str(c), int(seeds[j])) for j in range(m)]
-    X_out.close()
-    npz.save("y", y_all)
+class _NpzShare:
+    """This rank's share of ``samples.npz``: rank 0 streams its X into the .npz, the other
+    ranks into part files that :meth:`finish` appends, then y is added."""
+
+    def __init__(self, stack: contextlib.ExitStack, gan: ConditionalDCGAN, partial: Path, plan: dict[Any, int], *,
+                 seed: int, job: Context) -> None:
+        probe = gan.sample({gan.classes_.tolist()[0]: 0}, random_state=seed)[0]
+        probe = probe.numpy() if hasattr(probe, "numpy") else np.asarray(probe)
+        self.dtype, self.partial, self.is_main = probe.dtype, partial, job.is_main
+        self.y_dtype = np.asarray(gan.classes_.tolist()).dtype
+        if job.is_main:
+            self.npz = stack.enter_context(_NpzWriter(partial / SAMPLES_NPZ))
+            self.X: Any = self.npz.array("X", (sum(plan.values()),) + probe.shape[1:], probe.dtype)
+        else:
+            self.X = stack.enter_context(open(partial / _part("X", job.rank), "wb"))
+
+    def write(self, gan: ConditionalDCGAN, batches: list[tuple[Any, int, int]], *, seed: int,
+              batch_size: int) -> Iterator[list[tuple[Any, str, int]]]:
+        """Write X for ``batches``; yields each batch's manifest rows (row, class, seed)."""
+        for c, index, images, seeds in _batches(gan, batches, seed=seed, batch_size=batch_size, output="native"):
+            images = np.ascontiguousarray(images.numpy() if hasattr(images, "numpy") else images, dtype=self.dtype)
+            self.X.write(images if self.is_main else images.tobytes())
+            yield [(index + j, str(c), int(seeds[j])) for j in range(len(seeds))]
+
+    def finish(self, plan: dict[Any, int], world_size: int) -> None:
+        """Rank 0: append the other ranks' X, then y (from the plan: class by class, in order)."""
+        if not self.is_main:
+            return
+        for chunk in _read_parts(self.partial, "X", world_size, self.dtype.itemsize << 20):
+            self.X.write(np.frombuffer(chunk, dtype=self.dtype))
+        self.X.close()
+        self.npz.save("y", np.concatenate([np.full(k, c, dtype=self.y_dtype) for c, k in plan.items()]))
 
 
 class _NpzArray(NpyStream):
@@ -253,11 +327,11 @@ class _NpzWriter:
     """An .npz written as a stream of .npy members (:class:`ganaug._io.NpyStream`)."""
 
     def __init__(self, path: Path) -> None:
-        import zipfile
-
         self._file = open(path, "wb")  # noqa: SIM115  (closed in __exit__)
         self._zip = zipfile.ZipFile(self._file, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
         self._arrays: list[_NpzArray] = []
+        # A fixed member time (zip's earliest), so that the same set is the same file, byte for byte.
+        self._time = (1980, 1, 1, 0, 0, 0)
 
     def __enter__(self) -> _NpzWriter:  # noqa: PYI034  (Self needs Python 3.11)
         return self
@@ -274,7 +348,8 @@ class _NpzWriter:
                 handle.close()
 
     def array(self, name: str, shape: tuple[int, ...], dtype: Any) -> _NpzArray:
-        array = _NpzArray(self._zip.open(f"{name}.npy", "w", force_zip64=True), shape, dtype)
+        member = zipfile.ZipInfo(f"{name}.npy", date_time=self._time)
+        array = _NpzArray(self._zip.open(member, "w", force_zip64=True), shape, dtype)
         self._arrays.append(array)
         return array
 

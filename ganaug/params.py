@@ -114,6 +114,8 @@ PARAMETERS: dict[str, Parameter] = {
     "compile": P("off", "choice", "torch.compile the networks for training (off, default, reduce-overhead: CUDA "
                  "graphs on CUDA, max-autotune). 0.83x of eager on the 2-core CPU measured.",
                  choices=("off", "default", "reduce-overhead", "max-autotune")),
+    "sync_batchnorm": P(False, "bool", "Under torchrun on GPUs: BatchNorm statistics over the global batch "
+                        "(torch.nn.SyncBatchNorm), not each process's share of it. GPU only."),
     "device": P("auto", "device", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps."),
     "random_state": P(None, "seed", "Seeds weights, batches, noise and sampling.", nullable=True),
     "verbose": P(True, "bool", "Show a progress bar with the current losses."),

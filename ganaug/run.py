@@ -15,6 +15,9 @@ A resumed run continues from the checkpoint bit-identically (same seed stream); 
 of epochs after the checkpoint (written before a kill) are dropped and rewritten, so
 log.jsonl always holds each epoch once, in order. Ctrl-C saves the last completed epoch
 and raises :class:`TrainingInterrupted`, which says how to resume.
+
+Under torchrun every rank trains (ganaug.distributed) and reads the run directory, and
+rank 0 alone writes it: run.json, the log, checkpoints, grids and the progress bar.
 """
 
 from __future__ import annotations
@@ -156,6 +159,9 @@ class EpochHook:
         self.interrupted = False
         self.last_losses: tuple[float | None, float | None] = (None, None)
         self.started = self.last_time = time.perf_counter()
+        from .distributed import is_main
+
+        self.writes = is_main()  # rank 0 of a distributed job; the others only keep count
 
     def __call__(self, gan: ConditionalDCGAN, state: Any) -> None:
         self.in_callback = True  # the weights are those of a completed epoch until we return
@@ -171,11 +177,13 @@ class EpochHook:
         }
         self.last_losses = (record["d_loss"], record["g_loss"])
         # The log line goes first: a kill before the checkpoint leaves a line that a resume rewrites.
-        _append_line(self.run_dir / LOG_FILE, record)
+        if self.writes:
+            _append_line(self.run_dir / LOG_FILE, record)
         if state.epoch % self.checkpoint_every == 0 or state.epoch >= gan.max_epochs:
-            gan.save(self.run_dir / CHECKPOINT_DIR, overwrite=True)
+            if self.writes:
+                gan.save(self.run_dir / CHECKPOINT_DIR, overwrite=True)
             self.saved_epoch = state.epoch
-        if self.grid_every and state.epoch % self.grid_every == 0:
+        if self.writes and self.grid_every and state.epoch % self.grid_every == 0:
             (self.run_dir / "samples").mkdir(exist_ok=True)
             _save_grid(gan, self.run_dir / "samples" / f"epoch-{state.epoch:04d}.png")
         self.last_step = state.step
@@ -195,10 +203,11 @@ class _Workspace:
     fresh: bool  # a new model (not a resume)
     created: bool  # the directory did not exist before
     replaced: Path | None  # the run that a fresh run with force replaces, set aside until an epoch is saved
+    writes: bool = True  # False on the ranks of a distributed job other than rank 0
 
     def undo(self, hook: EpochHook) -> bool:
         """Remove a fresh run that saved no epoch, and bring back the run it replaced."""
-        if not self.fresh or hook.saved_epoch:
+        if not self.fresh or hook.saved_epoch or not self.writes:
             return False
         if self.created:
             shutil.rmtree(self.run_dir, ignore_errors=True)
@@ -248,16 +257,20 @@ def train_run(settings: dict[str, Any], run_dir: str | os.PathLike, *, resume: b
     >>> train_run({"epochs": 10}, "runs/digits", resume=True)  # doctest: +SKIP
     """
     from .checkpoint import is_checkpoint
+    from .distributed import barrier, context
     from .gan import resolve_device
 
-    run_dir = Path(run_dir)
+    job, run_dir = context(), Path(run_dir)
+    progress = progress and job.is_main
     s, explicit = _merge_settings(settings, run_dir, resume)
     _check_run_dir(run_dir, s["data"], resume=resume, force=force)
     resolve_device(s["device"])
     X, y = _load_training_data(s["data"], image_size=s["image_size"], channels=s["channels"])
     ckpt = run_dir / CHECKPOINT_DIR
     gan = _resumed_model(ckpt, s, explicit, progress) if resume and is_checkpoint(ckpt) else None
-    space = _prepare(run_dir, fresh=gan is None, force=force)
+    barrier("checking the run directory")  # every rank has read the directory before rank 0 changes it
+    space = _prepare(run_dir, fresh=gan is None, force=force) if job.is_main else \
+        _Workspace(run_dir, fresh=gan is None, created=False, replaced=None, writes=False)
     if gan is None:
         gan = _new_model(s, progress)
     start_epoch, start_step = (gan.n_epochs_, gan.n_steps_) if not space.fresh else (0, 0)
@@ -266,12 +279,14 @@ def train_run(settings: dict[str, Any], run_dir: str | os.PathLike, *, resume: b
     started = time.perf_counter()
     _fit(gan, X, y, s, space, hook, start_epoch)
     seconds = time.perf_counter() - started
-    with disk_errors(run_dir):
-        gan.save(ckpt, overwrite=True)
-        _save_grid(gan, run_dir / "samples.png")
-        from .report import plot_losses
+    if job.is_main:
+        with disk_errors(run_dir):
+            gan.save(ckpt, overwrite=True)
+            _save_grid(gan, run_dir / "samples.png")
+            from .report import plot_losses
 
-        plot_losses(gan.history_, run_dir / "losses.png")
+            plot_losses(gan.history_, run_dir / "losses.png")
+    barrier("finishing the run")  # so that every rank returns when the files are there
     d_loss, g_loss = hook.last_losses
     return {
         "run_dir": str(run_dir), "checkpoint": str(ckpt), "samples": str(run_dir / "samples.png"),
@@ -279,7 +294,7 @@ def train_run(settings: dict[str, Any], run_dir: str | os.PathLike, *, resume: b
         "n_images": len(X), "classes": [str(c) for c in gan.classes_.tolist()],
         "image_shape": list(gan.image_shape_), "epochs": int(gan.n_epochs_), "resumed_from_epoch": start_epoch,
         "steps": int(gan.n_steps_), "seconds": round(seconds, 2), "d_loss": d_loss, "g_loss": g_loss,
-        "device": str(gan.device_),
+        "device": str(gan.device_), "processes": job.world_size,
     }
 
 
@@ -402,8 +417,11 @@ def _stored_settings(s: dict[str, Any]) -> dict[str, Any]:
 
 
 def _monitor(X: Any, y: Any, s: dict[str, Any], log: Path) -> Any:
-    """The TrainingMonitor that writes its measurements into the log, or None when off."""
-    if not s["monitor_every"] or not s["train_classifier"]:
+    """The TrainingMonitor that writes its measurements into the log, or None when off (and
+    on the ranks other than 0, which write no log)."""
+    from .distributed import is_main
+
+    if not s["monitor_every"] or not s["train_classifier"] or not is_main():
         return None  # the monitor measures with the domain classifier
     from .metrics import TrainingMonitor
 
@@ -427,10 +445,11 @@ def _fit(gan: ConditionalDCGAN, X: Any, y: Any, s: dict[str, Any], space: _Works
         previous_handler = signal.signal(signal.SIGINT, on_sigint)
     try:
         with disk_errors(run_dir):
-            atomic_write_bytes(run_dir / RUN_FILE,
-                               (json.dumps(_stored_settings(s), indent=2, default=str) + "\n").encode("utf-8"))
-            truncate_log(log, start_epoch)
-            log.touch()
+            if space.writes:
+                atomic_write_bytes(run_dir / RUN_FILE,
+                                   (json.dumps(_stored_settings(s), indent=2, default=str) + "\n").encode("utf-8"))
+                truncate_log(log, start_epoch)
+                log.touch()
             gan.fit(X, y, resume=start_epoch > 0, callback=hook, monitor=_monitor(X, y, s, log),
                     monitor_every=int(s["monitor_every"]), value_range=s["value_range"])
     except USER_ERRORS:
@@ -451,7 +470,8 @@ def _interrupted(gan: ConditionalDCGAN, s: dict[str, Any], space: _Workspace, ho
     # epochs are done; then that epoch can be saved.
     done = hook.completed >= int(s["epochs"])
     if (hook.in_callback or done) and hook.saved_epoch < hook.completed and hasattr(gan, "generator_"):
-        gan.save(space.run_dir / CHECKPOINT_DIR, overwrite=True)
+        if space.writes:
+            gan.save(space.run_dir / CHECKPOINT_DIR, overwrite=True)
         hook.saved_epoch = hook.completed
     hint = f"ganaug train --resume --out {shlex.quote(str(space.run_dir))}"
     if hook.saved_epoch:

@@ -73,7 +73,7 @@ class GANOverSampler(BaseOverSampler):
         trained outside the folds sees their test rows: only use one trained elsewhere.
     arch, latent_dim, embed_dim, width, kernel_size, max_epochs, batch_size, lr_g, lr_d, betas, loss, \
 spectral_norm, dropout, minibatch_std, fake_labels, lecam, group_spectral, unconditional_blocks, pretrain_epochs, \
-augment, ema, max_time, precision, compile, device, verbose
+augment, ema, max_time, precision, compile, sync_batchnorm, device, verbose
         Passed to :class:`ganaug.ConditionalDCGAN`, with its defaults (``verbose`` is
         False here: a sampler runs inside pipelines and cross-validation loops).
     train_classifier : bool or None, default=None
@@ -188,8 +188,7 @@ augment, ema, max_time, precision, compile, device, verbose
         *,
         sampling_strategy: Any = "auto",
         random_state: Any = None,
-        image_shape: tuple[int, ...] | None = None,
-        value_range: tuple[float, float] | None = None,
+        image_shape: tuple[int, ...] | None = None, value_range: tuple[float, float] | None = None,
         generator: Any = None,
         arch: str = "dcgan", latent_dim: int = 100, embed_dim: int = 10, width: int | None = None,
         kernel_size: int | None = None, max_epochs: int = 50, batch_size: int | None = None,
@@ -201,7 +200,7 @@ augment, ema, max_time, precision, compile, device, verbose
         train_classifier: bool | None = None, latent_anchors: float | None = None,
         filter: float | None = None, max_synthetic_per_real: float | str | list | None = "auto",  # noqa: A002
         selection_estimator: Any = None, validation_size: float = 0.2, generator_snapshots: int = 1,
-        precision: str = "auto", compile: str = "off", device: str = "auto",  # noqa: A002
+        precision: str = "auto", compile: str = "off", sync_batchnorm: bool = False, device: str = "auto",  # noqa: A002
         cache_dir: str | os.PathLike | None = None, verbose: bool = False,
     ) -> None:
         super().__init__(sampling_strategy=sampling_strategy)
@@ -240,6 +239,7 @@ augment, ema, max_time, precision, compile, device, verbose
         self.generator_snapshots = generator_snapshots
         self.precision = precision
         self.compile = compile
+        self.sync_batchnorm = sync_batchnorm
         self.device = device
         self.cache_dir = cache_dir
         self.verbose = verbose

@@ -22,6 +22,18 @@ on the CPU (also inside DataLoader workers, which never touch CUDA), keeping the
 to the DataLoader's batch size (each worker then generates exactly its own batches).
 Random access over a lazy dataset regenerates a chunk per miss, so prefer ``"disk"`` for
 shuffled huge sets.
+
+Under torchrun
+--------------
+Every rank holds the same synthetic set: the seeds depend on the index alone, and a
+``random_state`` that is not an int (None, a RandomState) is drawn on rank 0 and shared
+with a collective, so build the datasets on every rank. ``"memory"`` and ``"lazy"``
+generate on every rank (generation costs a fraction of an epoch of training). ``"disk"``
+generates once per node: local rank 0 writes (or checks) the cache while the other ranks
+wait, then they check and read it. A ``cache_dir`` on a file system that several nodes
+share is written by each node's rank 0 under its own temporary name, and the identical
+results replace each other atomically. Give each rank its part of the items with
+``torch.utils.data.DistributedSampler``.
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ import torch
 
 from ._io import NpyStream, disk_errors
 from .anchors import LatentAnchors
+from .distributed import broadcast, context, node_leader_first
 from .gan import ConditionalDCGAN
 from .sampling import MAX_SEED, base_seed, iter_generate, labels_from_counts
 
@@ -71,6 +84,8 @@ class SyntheticStore:
         anchors: LatentAnchors | None = None,
     ) -> None:
         self.seed = base_seed(random_state, limit=2**62 - 1)
+        if not isinstance(random_state, (int, np.integer)):
+            self.seed = broadcast(self.seed, "sharing the synthetic set's seed")  # rank 0's, on every rank
         if storage not in STORAGES:
             raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}.")
         if storage == "disk" and cache_dir is None:
@@ -141,14 +156,15 @@ class SyntheticStore:
             self._images = torch.cat(chunks) if chunks else torch.empty(0, *self.image_shape)
         elif self.storage == "disk":
             path = self._cache_path()
-            if not path.exists():
-                self._write_disk_cache(path)
-            else:
-                problem = self._disk_cache_problem(path)
-                if problem is not None:
-                    # stacklevel 4: the caller's dataset construction, set_epoch or resample.
-                    warnings.warn(f"Disk cache {path} {problem}; generating it again.", UserWarning, stacklevel=4)
+            with node_leader_first("writing the synthetic-image cache"):
+                if not path.exists():
                     self._write_disk_cache(path)
+                else:
+                    problem = self._disk_cache_problem(path)
+                    if problem is not None:
+                        # stacklevel 4: the caller's dataset construction, set_epoch or resample.
+                        warnings.warn(f"Disk cache {path} {problem}; generating it again.", UserWarning, stacklevel=4)
+                        self._write_disk_cache(path)
             self._images = np.load(path, mmap_mode="r")
 
     # ------------------------------------------------------------------ disk cache
@@ -196,9 +212,10 @@ class SyntheticStore:
 
     def _write_disk_cache(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        owner = f"{os.getpid()}-r{context().rank}"  # unique in a job whose nodes share the folder
+        tmp = path.with_name(f".{path.name}.{owner}.tmp")
         record_path = path.with_suffix(".json")
-        record_tmp = record_path.with_name(f".{record_path.name}.{os.getpid()}.tmp")
+        record_tmp = record_path.with_name(f".{record_path.name}.{owner}.tmp")
         try:
             h = hashlib.sha256()  # of the bytes as stored, hashed while they are written
             with disk_errors(path, "writing the synthetic-image cache"), open(tmp, "wb") as f:

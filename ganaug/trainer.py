@@ -19,6 +19,20 @@ from torch import nn
 from ._io import check_dataclass_fields
 from .augment import diff_augment
 from .data import ImageData
+from .distributed import (
+    Context,
+    any_rank,
+    check_same,
+    context,
+    data_fingerprint,
+    failures_of_peers,
+    local_gradients,
+    mean_over_ranks,
+    parallel,
+    sync_buffers,
+    training_scope,
+)
+from .ema import MovingAverage
 from .fastpath import FastPath, fast_path, fork_rng_devices
 from .losses import GANLoss, get_loss, group_spectral_penalty
 from .models import Discriminator, Generator
@@ -47,6 +61,7 @@ class TrainConfig:
     lecam: float | None = None  # weight of the LeCam regulariser of D
     group_spectral: float | None = None  # weight of group spectral regularisation of G's class conditioning
     pretrain_epochs: int = 0  # epochs of autoencoder pretraining (ganaug.pretrain) before the first epoch
+    sync_batchnorm: bool = False  # in a job of several GPUs, BatchNorm statistics over the global batch
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -124,20 +139,22 @@ def train(
     opt_g, opt_d = optimizers or make_optimizers(generator, discriminator, config, fused=path.fused)
     loss = get_loss(config.loss)
     images, labels = path.batch(data.images.to(device)), data.labels.to(device)  # (N, C, H, W), (N,)
-    generator_step, discriminator_step = path.compiled(generator), path.compiled(discriminator)
     batch_size = min(config.batch_size, len(images))
-    average = _Average(ema_generator, config.ema, seed, device)
+    job = _join(images, labels, batch_size, seed)
+    average = MovingAverage(ema_generator, config.ema, seed, device)
     lecam, penalty_g = _regularisers(config, state, generator, device)
     _pretrain(generator, discriminator, images, labels, config, state, seed, ema_generator)
     started = time.perf_counter()
     generator.train()
     discriminator.train()
-    bar = _progress_bar(config, steps_per_epoch(len(images), config.batch_size), state, verbose)
-    with torch.random.fork_rng(**fork_rng_devices(device)):
+    bar = _progress_bar(config, steps_per_epoch(len(images), config.batch_size), state, verbose and job.is_main)
+    with training_scope((generator, discriminator), sync_batchnorm=config.sync_batchnorm), \
+            torch.random.fork_rng(**fork_rng_devices(device)), failures_of_peers("training", RESUME_HINT):
+        generator_step, discriminator_step = (path.compiled(parallel(m, device)) for m in (generator, discriminator))
         for epoch in range(state.epoch, config.max_epochs):
             records = []
             for real, y, z, y_fake in _epoch_batches(images, labels, batch_size, generator.config, seed, epoch,
-                                                     path.device_rng, config.fake_labels == "balanced"):
+                                                     path.device_rng, config.fake_labels == "balanced", job):
                 records.append(_adversarial_step(generator_step, discriminator_step, (opt_g, opt_d), loss, real,
                                                  (y, y_fake), z, config.augment, path, lecam, penalty_g))
                 average.update(generator, state.step)
@@ -147,20 +164,41 @@ def train(
                     average.refresh(state.step)
                     monitor(state)
                     generator.train()  # in case the monitor left it in eval mode
+            sync_buffers(generator, discriminator)
             _end_epoch(state, epoch, records, bar)
+            stop = False
             if callback is not None:
                 average.refresh(state.step)  # the callback may save or sample (the CLI checkpoints every epoch)
-                if callback(state):
-                    break
-            if config.max_time is not None and time.perf_counter() - started >= config.max_time:
-                break
+                stop = bool(callback(state))
+            if any_rank(stop or (config.max_time is not None and time.perf_counter() - started >= config.max_time)):
+                break  # every rank stops after the same epoch, whichever asked
     bar.close()
-    generator.eval()
-    discriminator.eval()
-    average.refresh(state.step)
-    if ema_generator is not None:
-        ema_generator.eval()
+    _finish(average, state.step, generator, discriminator, ema_generator)
     return state
+
+
+def _finish(average: MovingAverage, step: int, *models: nn.Module | None) -> None:
+    """The networks in eval mode, the moving average's BatchNorm statistics measured for its weights."""
+    average.refresh(step)
+    for model in models:
+        if model is not None:
+            model.eval()
+
+
+RESUME_HINT = "The last checkpoint is kept: start the same job again with --resume (or fit(..., resume=True))."
+
+
+def _join(images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int) -> Context:
+    """This process's place in a distributed job, checked: every rank has the same data and
+    seed, and the global batch splits evenly over the ranks."""
+    job = context()
+    if job.active:
+        if batch_size % job.world_size:
+            raise ValueError(f"The batch of {batch_size} images does not split evenly over {job.world_size} "
+                             f"processes; choose a batch_size that is a multiple of {job.world_size} (batch_size is "
+                             "the global batch: each process takes batch_size / world_size of it).")
+        check_same(f"{data_fingerprint(images, labels)} seed={seed}", "training data or random seed")
+    return job
 
 
 def _regularisers(
@@ -200,7 +238,7 @@ def _progress_bar(config: TrainConfig, steps_per_epoch: int, state: TrainState, 
 
 def _epoch_batches(
     images: torch.Tensor, labels: torch.Tensor, batch_size: int, model: Any, seed: int, epoch: int,
-    on_device: bool = False, balanced: bool = False,
+    on_device: bool = False, balanced: bool = False, job: Context | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
     """One epoch of (real (B, C, H, W), labels (B,), z (B, latent_dim), fake labels (B,)),
     shuffled and drawn from the epoch's own RNG; also seeds the global RNG (dropout) for the
@@ -208,17 +246,24 @@ def _epoch_batches(
 
     ``on_device`` draws the permutation and the noise with a generator on the images'
     device (no host-to-device copy per step; a different, equally seeded stream). The fake
-    labels are the real batch's, or, ``balanced``, uniform over the ``model``'s classes."""
+    labels are the real batch's, or, ``balanced``, uniform over the ``model``'s classes.
+
+    In a distributed ``job`` every rank draws the same global batches and takes its
+    contiguous share of each (rank r: items r*b..(r+1)*b-1, b = batch_size / world_size), so
+    the ranks see disjoint parts of the epoch's permutation and together the very batches,
+    noise and labels that one process would."""
     device = images.device
     draw_on = device if on_device else torch.device("cpu")
     rng = torch.Generator(device=draw_on).manual_seed(_epoch_seed(seed, epoch))
     torch.manual_seed(_epoch_seed(seed + 1, epoch))  # dropout, inside the caller's forked RNG
     perm = torch.randperm(len(images), generator=rng, device=draw_on).to(device)
+    share = batch_size // job.world_size if job and job.active else batch_size
+    part = slice(job.rank * share, (job.rank + 1) * share) if job and job.active else slice(None)
     for i in range(len(images) // batch_size):
-        idx = perm[i * batch_size : (i + 1) * batch_size]
-        z = torch.randn(batch_size, model.latent_dim, generator=rng, device=draw_on).to(device)
+        idx = perm[i * batch_size : (i + 1) * batch_size][part]
+        z = torch.randn(batch_size, model.latent_dim, generator=rng, device=draw_on)[part].to(device)
         y = labels[idx]
-        y_fake = torch.randint(0, model.n_classes, (batch_size,), generator=rng, device=draw_on).to(device) \
+        y_fake = torch.randint(0, model.n_classes, (batch_size,), generator=rng, device=draw_on)[part].to(device) \
             if balanced else y
         yield images[idx], y, z, y_fake
 
@@ -239,11 +284,13 @@ def _adversarial_step(
     # Update D: real -> 1, fake -> 0 (both through the same augmentation).
     loss_d, d_real, d_fake = _update_discriminator(discriminator, opt_d, loss, real, fake.detach(), y, augment, path,
                                                    lecam)
-    # Update G: make D call the same fakes real.
-    with path.autocast():
-        logits = discriminator(diff_augment(fake, augment), y_fake)
-    loss_g = loss.g_loss(logits.float())
-    _step(opt_g, loss_g if penalty_g is None else loss_g + penalty_g())
+    # Update G: make D call the same fakes real. (D's gradients from this pass are thrown
+    # away at D's next step: in a distributed job they are not averaged over the ranks.)
+    with local_gradients(discriminator):
+        with path.autocast():
+            logits = discriminator(diff_augment(fake, augment), y_fake)
+        loss_g = loss.g_loss(logits.float())
+        _step(opt_g, loss_g if penalty_g is None else loss_g + penalty_g())
     return torch.stack([loss_d.detach(), loss_g.detach(), d_real.detach().mean(), d_fake.detach().mean()])
 
 
@@ -281,8 +328,9 @@ def _update_discriminator(
 
 
 def _end_epoch(state: TrainState, epoch: int, records: list[torch.Tensor], bar: Any) -> None:
-    """Append the epoch's per-step records to the history; FloatingPointError if one is not finite."""
-    epoch_history = torch.stack(records).cpu() if records else torch.empty(0, len(HISTORY_KEYS))
+    """Append the epoch's per-step records (averaged over the ranks of a distributed job) to
+    the history; FloatingPointError if one is not finite."""
+    epoch_history = mean_over_ranks(torch.stack(records)).cpu() if records else torch.empty(0, len(HISTORY_KEYS))
     for key, column in zip(HISTORY_KEYS, epoch_history.T.tolist()):
         state.history[key].extend(column)
     if not torch.isfinite(epoch_history).all():
@@ -324,74 +372,3 @@ class LeCamAnchors:
     def penalty(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
         """``mean(relu(D(real) - a_fake)^2) + mean(relu(a_real - D(fake))^2)``."""
         return torch.relu(d_real - self.fake).pow(2).mean() + torch.relu(self.real - d_fake).pow(2).mean()
-
-
-class _Average:
-    """The generator's moving average (or nothing, without one) and the step at which its
-    BatchNorm statistics were last measured."""
-
-    def __init__(self, model: Generator | None, decay: float | None, seed: int, device: torch.device) -> None:
-        if model is not None and decay is None:
-            raise ValueError("An ema_generator needs config.ema, the decay of its moving average.")
-        self.model, self.decay, self.seed, self.device = model, decay, seed, device
-        self.measured_at = -1
-
-    def update(self, generator: Generator, step: int) -> None:
-        if self.model is not None and self.decay is not None:
-            update_ema(self.model, generator, ema_decay(self.decay, step))
-
-    def refresh(self, step: int) -> None:
-        # update_ema hands the average the trained generator's BatchNorm statistics at every
-        # step: re-measure them for its own weights before anyone samples it.
-        if self.model is not None and self.measured_at != step:
-            standing_batchnorm_stats(self.model, seed=self.seed, device=self.device)
-            self.measured_at = step
-
-
-def ema_decay(decay: float, step: int) -> float:
-    """``decay``, ramped up over the first steps as in TensorFlow's ExponentialMovingAverage:
-    ``min(decay, (1 + step) / (10 + step))``. Without the ramp a 0.999 average of a
-    600-step run is half the untrained initial weights."""
-    return min(decay, (1 + step) / (10 + step))
-
-
-@torch.no_grad()
-def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * model; buffers (BatchNorm statistics) are copied
-    (and replaced by :func:`standing_batchnorm_stats` before the average is sampled)."""
-    for p_ema, p in zip(ema.parameters(), model.parameters()):
-        p_ema.lerp_(p, 1.0 - decay)
-    for b_ema, b in zip(ema.buffers(), model.buffers()):
-        b_ema.copy_(b)
-
-
-@torch.no_grad()
-def standing_batchnorm_stats(
-    generator: Generator, *, seed: int, device: torch.device, n_batches: int = 16, batch_size: int = 256
-) -> None:
-    """Re-measure the generator's BatchNorm statistics on its own outputs ("standing
-    statistics", Brock et al. 2019), classes drawn uniformly.
-
-    A moving average of the weights needs this: the running statistics it inherits belong
-    to the trained generator's weights, and sampling in eval mode with them gave collapsed,
-    blurred samples (benchmarks/mnist_quality.py --budget 150 --set ema=0.999: recall 0.08
-    before this, 0.32 with it).
-    Uses its own RNG, so training and the global RNGs are untouched.
-    """
-    norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # a cumulative average over the batches below
-    was_training = generator.training
-    generator.train()
-    rng = torch.Generator().manual_seed(seed)
-    for _ in range(n_batches):
-        z = torch.randn(batch_size, generator.config.latent_dim, generator=rng).to(device)
-        labels = torch.randint(0, generator.config.n_classes, (batch_size,), generator=rng).to(device)
-        generator(z, labels)
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-    generator.train(was_training)

@@ -10,10 +10,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "ganaug"
 # Position in the flow: a module may import only modules of a lower rank. A subpackage
 # (cli/, checkpoint/) has one rank; its files may import each other.
 RANK = {
-    "_version": 0, "_io": 0,
+    "_version": 0, "_io": 0, "distributed": 1,
     "readers": 10, "data": 11,
     "models": 20, "losses": 20, "augment": 20, "classifier": 20,
-    "params": 25, "fastpath": 26, "pretrain": 28,
+    "params": 25, "fastpath": 26, "ema": 27, "pretrain": 28,
     "trainer": 30,
     "checkpoint": 40, "grid": 40,
     "sampling": 50,

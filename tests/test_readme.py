@@ -70,7 +70,7 @@ def test_quick_start_runs_the_commands_ci_runs():
     (block,) = [b for b in _code_blocks("bash") if "python3 -m pytest" in b]
     commands = [line for line in block.splitlines() if line and not line.startswith("#")]
     assert commands == ['python3 -m pip install -e . && ganaug demo',
-                        'python3 -m pip install -e ".[test]" && python3 -m pytest']
+                        'python3 -m pip install -e ".[test]" && python3 -m pytest && python3 -m pytest -m distributed']
     ci = (REPO / ".ci" / "run").read_text()
     (ci_line,) = [line for line in ci.splitlines() if "pip install" in line and "pytest" in line]
     # .ci/run adds pip's -q (quieter output, the same install); otherwise it is the README's command.

@@ -7,13 +7,8 @@ from conftest import TINY
 
 from ganaug import ConditionalDCGAN
 from ganaug.losses import LOSSES, GANLoss
-from ganaug.trainer import (
-    TrainConfig,
-    ema_decay,
-    standing_batchnorm_stats,
-    train,
-    update_ema,
-)
+from ganaug.ema import ema_decay, standing_batchnorm_stats, update_ema
+from ganaug.trainer import TrainConfig, train
 
 
 def test_update_ema_moves_towards_the_model():

@@ -125,6 +125,7 @@ TRAINING_FIELDS = {
     "lecam": optional(nullable(number(0, 1e6))),
     "group_spectral": optional(nullable(number(0, 1e6))),
     "pretrain_epochs": optional(integer(0, MAX_EPOCHS)),
+    "sync_batchnorm": optional(FLAG),
     **{name: optional(choice(*PARAMETERS[name].choices)) for name in ("precision", "compile", "fake_labels")},
     "epoch": integer(0, MAX_EPOCHS),
     "step": integer(0, MAX_STEPS),

@@ -155,7 +155,11 @@ def show_progress(quiet: bool) -> bool:
 
 
 def emit(summary: dict[str, Any], text: str, *, quiet: bool, as_json: bool) -> None:
-    """Print ``summary`` as JSON (``--json``) or ``text`` (unless ``--quiet``)."""
+    """Print ``summary`` as JSON (``--json``) or ``text`` (unless ``--quiet``); under torchrun, on rank 0 only."""
+    from ..distributed import is_main
+
+    if not is_main():
+        return
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
     elif not quiet:

@@ -145,8 +145,9 @@ def _train_text(r: dict[str, Any]) -> str:
     if r["d_loss"] is not None:
         losses = f"; last epoch d_loss {r['d_loss']:.3f}, g_loss {r['g_loss']:.3f}"
     c, h, w = r["image_shape"]
+    where = r["device"] + (f" x {r['processes']} processes" if r.get("processes", 1) > 1 else "")
     return "\n".join([
-        (f"Trained {r['epochs']} epochs ({r['steps']} steps{resumed}) in {r['seconds']:.1f} s on {r['device']}: "
+        (f"Trained {r['epochs']} epochs ({r['steps']} steps{resumed}) in {r['seconds']:.1f} s on {where}: "
         f"{r['n_images']} images {h}x{w}x{c}, {len(r['classes'])} classes{losses}."),
         f"  checkpoint  {r['checkpoint']}",
         f"  samples     {r['samples']}",
