@@ -38,6 +38,10 @@ done
     --sample-batches 2048 8192 --compile --time-to-quality --quality-budget 120 \
     --out "$OUT/throughput.json" | tail -n 4 || echo "throughput failed" >&2
 
+# torchrun with one process against the plain command: the same losses, and the rates side by side.
+"$PY" benchmarks/distributed.py --device cuda --nproc 1 --repeats 1 | tail -n 1 || echo "distributed failed" >&2
+cp benchmarks/results/distributed-cuda.json "$OUT/" 2>/dev/null || true
+
 pids=()
 for ((k = 0; k < SHARDS; k++)); do
     OMP_NUM_THREADS=2 "$PY" benchmarks/downstream.py --device cuda --source "mnist=$MNIST" --results "$OUT" --shard "$k/$SHARDS" \
