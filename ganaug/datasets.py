@@ -36,7 +36,15 @@ from .anchors import LatentAnchors
 from .data import ArraySpec, dataset_targets, item_spec
 from .distributed import Context, broadcast, context
 from .gan import ConditionalDCGAN
-from .sampling import check_share, class_index, real_duplicates, resolve_counts, split_synthetic, synthetic_counts
+from .sampling import (
+    base_seed,
+    check_share,
+    class_index,
+    real_duplicates,
+    resolve_counts,
+    split_synthetic,
+    synthetic_counts,
+)
 from .synthetic import SyntheticStore
 
 __all__ = ["AugmentedDataset", "SyntheticDataset", "dataset_targets"]  # dataset_targets: from ganaug.data
@@ -346,6 +354,9 @@ class AugmentedDataset(_Epochs, Dataset):
         self.synthetic_counts, self.copy_counts = split_synthetic(
             synthetic_counts(self.class_counts, sampling_strategy, ratio=ratio), self.class_counts,
             max_synthetic_per_real)
+        if not isinstance(random_state, (int, np.integer)) and context().active:
+            # One seed for the copies and the synthetic images, rank 0's, on every rank.
+            random_state = broadcast(base_seed(random_state, limit=2**62 - 1), "sharing the dataset's seed")
         self._copies = real_duplicates(real_targets, self.copy_counts, random_state)
         self._store = SyntheticStore(
             gan, {to_gan[v]: k for v, k in self.synthetic_counts.items() if k > 0}, random_state=random_state,
@@ -428,8 +439,11 @@ class AugmentedDataset(_Epochs, Dataset):
 
         Under torchrun the job's ``num_samples`` draws are made once, from a seed shared by
         the ranks, and rank r takes draws r, r + world_size, ... (DistributedSampler's
-        rule): ``num_samples // world_size`` per rank. Call ``set_epoch(epoch)`` on it
-        every epoch, as with DistributedSampler, for fresh draws.
+        rule): ``num_samples // world_size`` per rank, seeded by ``generator``'s initial
+        seed. Call ``set_epoch(epoch)`` on it every epoch, as with DistributedSampler, for
+        fresh draws (in one process it draws afresh every pass, and ``set_epoch`` is there
+        so that the same script runs either way). Build it on every rank: without a
+        ``generator`` the seed is shared by a collective.
 
         Parameters
         ----------
@@ -457,7 +471,7 @@ class AugmentedDataset(_Epochs, Dataset):
         if job.active:
             seed = generator.initial_seed() if generator is not None else int(torch.randint(2**62, ()).item())
             return _ShardedWeightedSampler(weights, n, job, broadcast(seed, "sharing the sampler's seed"))
-        return WeightedRandomSampler(weights, n, replacement=True, generator=generator)
+        return _WeightedSampler(weights, n, replacement=True, generator=generator)
 
     def __getitem__(self, index: int) -> tuple[Any, Any]:
         index = _check_index(index, len(self), "items")
@@ -494,3 +508,10 @@ class _ShardedWeightedSampler(Sampler[int]):
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
+
+
+class _WeightedSampler(WeightedRandomSampler):
+    """torch's WeightedRandomSampler, with DistributedSampler's ``set_epoch`` (a no-op: it draws afresh every pass)."""
+
+    def set_epoch(self, epoch: int) -> None:
+        pass

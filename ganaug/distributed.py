@@ -36,7 +36,7 @@ from ._io import RankFailure
 
 __all__ = ["Context", "RankFailure", "all_ranks_succeed", "any_rank", "barrier", "broadcast", "check_same",
            "context", "data_fingerprint", "failures_of_peers", "is_main", "launched", "local_gradients",
-           "mean_over_ranks", "node_leader_first", "parallel", "rank_device", "shard", "sync_buffers",
+           "mean_over_ranks", "node_leader_first", "parallel", "rank_device", "shard", "sync_state",
            "training_scope"]
 
 T = TypeVar("T")
@@ -157,8 +157,11 @@ def _is_communication_error(exc: BaseException) -> bool:
     dist_error = getattr(dist, "DistError", None)
     if dist_error is not None and isinstance(exc, dist_error):
         return True
+    # gloo raises a plain RuntimeError when a peer's socket closes ("Connection closed by
+    # peer", "Connection reset by peer"); a misconfiguration is not mistaken for a dead peer.
     text = str(exc).lower()
-    return any(word in text for word in ("gloo", "nccl", "connection", "peer", "timed out", "socket", "broken pipe"))
+    return any(words in text for words in ("connection closed", "connection reset", "by peer", "broken pipe",
+                                           "timed out"))
 
 
 def barrier(what: str = "waiting for the other processes") -> None:
@@ -173,11 +176,15 @@ def node_leader_first(what: str) -> Iterator[None]:
     """Local rank 0 of each node runs the block first (e.g. writes a cache); the node's
     other ranks wait for it, then run it (and find the work done)."""
     job = context()
-    if job.active and job.local_rank != 0:
-        barrier(what)
-    yield
-    if job.active and job.local_rank == 0:
-        barrier(what)
+    if not job.active:
+        yield
+    elif job.local_rank == 0:
+        with all_ranks_succeed(what):
+            yield
+    else:
+        with all_ranks_succeed(what):
+            pass  # wait for the leaders (RankFailure if one failed)
+        yield
 
 
 def broadcast(value: T, what: str = "sharing a value") -> T:
@@ -274,16 +281,18 @@ def parallel(module: nn.Module, device: torch.device) -> nn.Module:
     return _DataParallel(module, device_ids=ids, gradient_as_bucket_view=True)
 
 
-def sync_buffers(*modules: nn.Module) -> None:
-    """Give every rank rank 0's buffers of ``modules``. DistributedDataParallel sends them
-    before each forward pass, but the last pass of an epoch updates BatchNorm's running
-    statistics with each rank's own share of the batch."""
+def sync_state(*modules: nn.Module | None, parameters: bool = False) -> None:
+    """Give every rank rank 0's buffers of ``modules`` (and, with ``parameters``, its
+    parameters). DistributedDataParallel sends buffers before each forward pass, but the
+    last pass of an epoch updates BatchNorm's running statistics with each rank's own share
+    of the batch; and what each rank computed alone (pretraining, standing statistics on a
+    GPU, whose kernels need not be deterministic) may differ in the last bits."""
     if not context().active:
         return
-    with failures_of_peers("sharing BatchNorm statistics"):
-        for module in modules:
-            for buffer in module.buffers():
-                dist.broadcast(buffer, src=0)
+    with failures_of_peers("sharing the networks' state"), torch.no_grad():
+        for module in (m for m in modules if m is not None):
+            for tensor in [*module.buffers(), *(module.parameters() if parameters else ())]:
+                dist.broadcast(tensor, src=0)
 
 
 def local_gradients(module: nn.Module) -> contextlib.AbstractContextManager:

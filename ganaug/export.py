@@ -112,20 +112,19 @@ def export_samples(
     plan = _plan(gan, counts, format, int(seed))
     total = sum(plan.values())
     barrier("checking the output folder")  # every rank has checked before rank 0 makes anything
-    partial = _make_partial(out, plan, format) if job.is_main else None
+    with all_ranks_succeed("making the temporary folder"):
+        partial = _make_partial(out, plan, format) if job.is_main else None
     partial = Path(broadcast(str(partial), "sharing the temporary folder"))
     started = time.perf_counter()
     try:
         with disk_errors(out):
             _write_set(gan, partial, plan, format=format, seed=int(seed), batch_size=int(batch_size),
-                       model_sha256=model_sha256, progress=progress and job.is_main, job=job)
-            if job.is_main:
-                publish_dir(partial, _target(out), force=force, markers=SET_MARKERS)
+                       model_sha256=model_sha256, progress=progress and job.is_main, job=job, force=force,
+                       target=_target(out))
     except BaseException:
         if job.is_main:
             shutil.rmtree(partial, ignore_errors=True)
         raise
-    barrier("publishing the set")  # every rank returns once the set is in place
     seconds = time.perf_counter() - started
     return {
         "out": str(out),
@@ -217,23 +216,26 @@ def _batches(gan: ConditionalDCGAN, batches: list[tuple[Any, int, int]], *, seed
 
 
 def _write_set(gan: ConditionalDCGAN, partial: Path, plan: dict[Any, int], *, format: str, seed: int,
-               batch_size: int, model_sha256: str, progress: bool, job: Context) -> None:
+               batch_size: int, model_sha256: str, progress: bool, job: Context, force: bool, target: Path) -> None:
     """Write this rank's block of the images and the manifest into ``partial``; once every
-    rank has finished, rank 0 appends the other ranks' parts. A failure on one rank fails all."""
+    rank has finished, rank 0 appends the other ranks' parts and publishes the set at
+    ``target``. A failure on one rank fails all; every rank returns once the set is in place."""
     from tqdm.auto import tqdm
 
     all_batches = _batch_plan(plan, batch_size)
     mine = [all_batches[i] for i in shard(len(all_batches), job)]
-    with contextlib.ExitStack() as stack:
-        manifest_file = stack.enter_context(open(partial / (MANIFEST if job.is_main else _part("manifest", job.rank)),
-                                                 "w", newline="", encoding="utf-8"))
-        bar = stack.enter_context(tqdm(total=sum(m for *_, m in mine), unit="img", disable=not progress,
-                                       dynamic_ncols=True, desc="generate"))
-        manifest = csv.writer(manifest_file)
-        if job.is_main:
-            manifest.writerow(MANIFEST_HEADER.split(","))
-        npz = None if format == "imagefolder" else _NpzShare(stack, gan, partial, plan, seed=seed, job=job)
+    stack = contextlib.ExitStack()  # this rank's open files; rank 0 keeps its own open until it publishes
+    try:
         with all_ranks_succeed("generating the set"):
+            manifest_file = stack.enter_context(open(partial / (MANIFEST if job.is_main else
+                                                                _part("manifest", job.rank)),
+                                                     "w", newline="", encoding="utf-8"))
+            bar = stack.enter_context(tqdm(total=sum(m for *_, m in mine), unit="img", disable=not progress,
+                                           dynamic_ncols=True, desc="generate"))
+            manifest = csv.writer(manifest_file)
+            if job.is_main:
+                manifest.writerow(MANIFEST_HEADER.split(","))
+            npz = None if format == "imagefolder" else _NpzShare(stack, gan, partial, plan, seed=seed, job=job)
             rows = _write_pngs(gan, partial, plan, mine, seed=seed, batch_size=batch_size) if npz is None \
                 else npz.write(gan, mine, seed=seed, batch_size=batch_size)
             for batch in rows:
@@ -241,12 +243,17 @@ def _write_set(gan: ConditionalDCGAN, partial: Path, plan: dict[Any, int], *, fo
                 bar.update(len(batch))
             if not job.is_main:
                 stack.close()  # the parts are complete on disk before rank 0 reads them
-        if npz is not None:
-            npz.finish(plan, job.world_size)
-    if job.is_main and job.active:
-        with open(partial / MANIFEST, "ab") as f:
-            for chunk in _read_parts(partial, "manifest", job.world_size, 1 << 20):
-                f.write(chunk)
+        with all_ranks_succeed("publishing the set"):
+            if job.is_main:
+                with stack:
+                    if npz is not None:
+                        npz.finish(plan, job.world_size)
+                with open(partial / MANIFEST, "ab") as f:
+                    for chunk in _read_parts(partial, "manifest", job.world_size, 1 << 20):
+                        f.write(chunk)
+                publish_dir(partial, target, force=force, markers=SET_MARKERS)
+    finally:
+        stack.close()
 
 
 def _part(stem: str, rank: int) -> str:

@@ -18,7 +18,7 @@ from .checkpoint import CONFIG_NAME, CheckpointError, read_checkpoint, saved_par
 from .checkpoint.layout import Snapshot, from_checkpoint, to_checkpoint
 from .classifier import train_classifier
 from .data import ImageData, as_image_data
-from .distributed import broadcast, rank_device
+from .distributed import broadcast, rank_device, sync_state
 from .fastpath import fused_adam, resolve_precision, sampling_batch_size
 from .grid import grid_image, save_png
 from .models import build_models, model_config
@@ -401,6 +401,7 @@ class ConditionalDCGAN(BaseEstimator):
             self.classifier_ = train_classifier(
                 data.images, data.labels, len(data.classes), seed=self.seed_, device=device
             )
+            sync_state(self.classifier_, parameters=True)  # rank 0's on every rank (GPU kernels may differ in bits)
         self._state = train(
             self.generator_,
             self.discriminator_,

@@ -257,7 +257,7 @@ def train_run(settings: dict[str, Any], run_dir: str | os.PathLike, *, resume: b
     >>> train_run({"epochs": 10}, "runs/digits", resume=True)  # doctest: +SKIP
     """
     from .checkpoint import is_checkpoint
-    from .distributed import barrier, context
+    from .distributed import all_ranks_succeed, check_same, context
     from .gan import resolve_device
 
     job, run_dir = context(), Path(run_dir)
@@ -268,7 +268,9 @@ def train_run(settings: dict[str, Any], run_dir: str | os.PathLike, *, resume: b
     X, y = _load_training_data(s["data"], image_size=s["image_size"], channels=s["channels"])
     ckpt = run_dir / CHECKPOINT_DIR
     gan = _resumed_model(ckpt, s, explicit, progress) if resume and is_checkpoint(ckpt) else None
-    barrier("checking the run directory")  # every rank has read the directory before rank 0 changes it
+    # Every rank has read the directory, and found the same run, before rank 0 changes it.
+    check_same(f"resume from epoch {gan.n_epochs_ if gan is not None else 0}", "run found in the run directory "
+               "(put it on a file system every node sees)")
     space = _prepare(run_dir, fresh=gan is None, force=force) if job.is_main else \
         _Workspace(run_dir, fresh=gan is None, created=False, replaced=None, writes=False)
     if gan is None:
@@ -279,14 +281,14 @@ def train_run(settings: dict[str, Any], run_dir: str | os.PathLike, *, resume: b
     started = time.perf_counter()
     _fit(gan, X, y, s, space, hook, start_epoch)
     seconds = time.perf_counter() - started
-    if job.is_main:
-        with disk_errors(run_dir):
-            gan.save(ckpt, overwrite=True)
-            _save_grid(gan, run_dir / "samples.png")
-            from .report import plot_losses
+    with all_ranks_succeed("saving the run"):  # every rank returns once the files are there, or fails
+        if job.is_main:
+            with disk_errors(run_dir):
+                gan.save(ckpt, overwrite=True)
+                _save_grid(gan, run_dir / "samples.png")
+                from .report import plot_losses
 
-            plot_losses(gan.history_, run_dir / "losses.png")
-    barrier("finishing the run")  # so that every rank returns when the files are there
+                plot_losses(gan.history_, run_dir / "losses.png")
     d_loss, g_loss = hook.last_losses
     return {
         "run_dir": str(run_dir), "checkpoint": str(ckpt), "samples": str(run_dir / "samples.png"),
@@ -373,7 +375,7 @@ def _resumed_model(ckpt: Path, s: dict[str, Any], explicit: frozenset[str], prog
             )
         s[key] = params[param]  # what the checkpoint was trained with is what continues
     gan.set_params(max_epochs=int(s["epochs"]), max_time=s["max_time"], train_classifier=s["train_classifier"],
-                   verbose=progress)
+                   sync_batchnorm=bool(s["sync_batchnorm"]), verbose=progress)
     return gan
 
 
@@ -474,7 +476,9 @@ def _interrupted(gan: ConditionalDCGAN, s: dict[str, Any], space: _Workspace, ho
             gan.save(space.run_dir / CHECKPOINT_DIR, overwrite=True)
         hook.saved_epoch = hook.completed
     hint = f"ganaug train --resume --out {shlex.quote(str(space.run_dir))}"
-    if hook.saved_epoch:
+    if not space.writes:
+        message = "Interrupted; rank 0 of the job says what was saved and how to resume."
+    elif hook.saved_epoch:
         message = f"Interrupted after epoch {hook.saved_epoch}; resume with: {hint}"
     elif space.undo(hook):
         kept = "; the run it replaced is kept" if space.replaced is not None else ""

@@ -29,7 +29,7 @@ from .distributed import (
     local_gradients,
     mean_over_ranks,
     parallel,
-    sync_buffers,
+    sync_state,
     training_scope,
 )
 from .ema import MovingAverage
@@ -140,7 +140,7 @@ def train(
     loss = get_loss(config.loss)
     images, labels = path.batch(data.images.to(device)), data.labels.to(device)  # (N, C, H, W), (N,)
     batch_size = min(config.batch_size, len(images))
-    job = _join(images, labels, batch_size, seed)
+    job = _join(images, labels, batch_size, seed, config, state)
     average = MovingAverage(ema_generator, config.ema, seed, device)
     lecam, penalty_g = _regularisers(config, state, generator, device)
     _pretrain(generator, discriminator, images, labels, config, state, seed, ema_generator)
@@ -164,7 +164,7 @@ def train(
                     average.refresh(state.step)
                     monitor(state)
                     generator.train()  # in case the monitor left it in eval mode
-            sync_buffers(generator, discriminator)
+            sync_state(generator, discriminator)  # BatchNorm statistics of the epoch's last step: rank 0's
             _end_epoch(state, epoch, records, bar)
             stop = False
             if callback is not None:
@@ -180,24 +180,28 @@ def train(
 def _finish(average: MovingAverage, step: int, *models: nn.Module | None) -> None:
     """The networks in eval mode, the moving average's BatchNorm statistics measured for its weights."""
     average.refresh(step)
+    sync_state(average.model)  # standing statistics measured on each rank: rank 0's, everywhere
     for model in models:
         if model is not None:
             model.eval()
 
 
-RESUME_HINT = "The last checkpoint is kept: start the same job again with --resume (or fit(..., resume=True))."
+RESUME_HINT = ("Start the same job again with --resume (or fit(..., resume=True)) to continue from the last "
+               "checkpoint saved, if any.")
 
 
-def _join(images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int) -> Context:
-    """This process's place in a distributed job, checked: every rank has the same data and
-    seed, and the global batch splits evenly over the ranks."""
+def _join(images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int, config: TrainConfig,
+          state: TrainState) -> Context:
+    """This process's place in a distributed job, checked: every rank has the same data,
+    seed, settings and progress, and the global batch splits evenly over the ranks."""
     job = context()
     if job.active:
+        check_same(f"{data_fingerprint(images, labels)} seed={seed} {config.to_dict()} epoch={state.epoch} "
+                   f"step={state.step}", "training data, seed, settings or progress (epoch and step)")
         if batch_size % job.world_size:
             raise ValueError(f"The batch of {batch_size} images does not split evenly over {job.world_size} "
                              f"processes; choose a batch_size that is a multiple of {job.world_size} (batch_size is "
                              "the global batch: each process takes batch_size / world_size of it).")
-        check_same(f"{data_fingerprint(images, labels)} seed={seed}", "training data or random seed")
     return job
 
 
@@ -221,6 +225,7 @@ def _pretrain(
                              batch_size=config.batch_size, seed=seed + 2)
         if ema_generator is not None:
             ema_generator.load_state_dict(generator.state_dict())
+            sync_state(ema_generator, parameters=True)  # DDP syncs G and D when it wraps them; not the average
 
 
 def _progress_bar(config: TrainConfig, steps_per_epoch: int, state: TrainState, verbose: bool) -> Any:
@@ -251,11 +256,14 @@ def _epoch_batches(
     In a distributed ``job`` every rank draws the same global batches and takes its
     contiguous share of each (rank r: items r*b..(r+1)*b-1, b = batch_size / world_size), so
     the ranks see disjoint parts of the epoch's permutation and together the very batches,
-    noise and labels that one process would."""
+    noise and labels that one process would. Dropout and augmentation draw from a stream of
+    the rank's own."""
     device = images.device
     draw_on = device if on_device else torch.device("cpu")
     rng = torch.Generator(device=draw_on).manual_seed(_epoch_seed(seed, epoch))
-    torch.manual_seed(_epoch_seed(seed + 1, epoch))  # dropout, inside the caller's forked RNG
+    # Dropout and DiffAugment, inside the caller's forked RNG; each rank its own stream, or
+    # every rank would draw the same masks and shifts for its share as rank 0 does.
+    torch.manual_seed(_epoch_seed(seed + 1, epoch) + (job.rank if job else 0))
     perm = torch.randperm(len(images), generator=rng, device=draw_on).to(device)
     share = batch_size // job.world_size if job and job.active else batch_size
     part = slice(job.rank * share, (job.rank + 1) * share) if job and job.active else slice(None)
@@ -321,7 +329,9 @@ def _update_discriminator(
     d_real, d_fake = d_real.float(), d_fake.float()
     loss_d = loss.d_loss(d_real, d_fake)
     if lecam is not None:
-        lecam.update(d_real, d_fake)  # this batch first, as in the authors' code
+        # This batch first, as in the authors' code; the global batch's means in a distributed
+        # job, which the history holds too, so a resumed run rebuilds the same anchors.
+        lecam.update(mean_over_ranks(d_real.detach().mean()), mean_over_ranks(d_fake.detach().mean()))
         loss_d = loss_d + lecam.weight * lecam.penalty(d_real, d_fake)
     _step(opt_d, loss_d)
     return loss_d, d_real, d_fake

@@ -31,7 +31,9 @@ def main(cache_dir: str) -> None:
     gan.fit(X, y)
     memory = SyntheticDataset(gan, 30)  # random_state=None here too
     disk = SyntheticDataset(gan, 30, random_state=5, storage="disk", cache_dir=cache_dir)
-    augmented = AugmentedDataset(TensorDataset(torch.as_tensor(X[:300]), torch.as_tensor(y[:300])), gan)
+    # Class 3 cut to 5 images: it gets copies of real images besides synthetic ones (random_state=None).
+    keep = np.flatnonzero((y[:300] != 3) | (np.cumsum(y[:300] == 3) <= 5))
+    augmented = AugmentedDataset(TensorDataset(torch.as_tensor(X[keep]), torch.as_tensor(y[keep])), gan)
     sampler = augmented.sampler(0.5, num_samples=1000)
     draws = [list(sampler)]
     sampler.set_epoch(1)
@@ -53,7 +55,7 @@ def main(cache_dir: str) -> None:
         "weights": state_hash(gan.generator_, gan.generator_ema_, gan.discriminator_),
         "seed": gan.seed_, "steps": gan.n_steps_, "d_loss": gan.history_["d_loss"],
         "memory": images_hash(memory), "disk": images_hash(disk), "augmented": images_hash(augmented),
-        "draws": draws,
+        "draws": draws, "copies": int(len(augmented._copies)),
         "sync_batchnorm_error": sync_error, "batch_split_error": split_error,
     }), flush=True)
 
