@@ -314,12 +314,14 @@ class _NpzShare:
 
     def finish(self, plan: dict[Any, int], world_size: int) -> None:
         """Rank 0: append the other ranks' X, then y (from the plan: class by class, in order)."""
-        if not self.is_main:
-            return
         for chunk in _read_parts(self.partial, "X", world_size, self.dtype.itemsize << 20):
             self.X.write(np.frombuffer(chunk, dtype=self.dtype))
         self.X.close()
-        self.npz.save("y", np.concatenate([np.full(k, c, dtype=self.y_dtype) for c, k in plan.items()]))
+        self.npz.save("y", np.repeat(np.asarray(list(plan), dtype=self.y_dtype), list(plan.values())))
+
+
+# A fixed member time (zip's earliest), so that the same set is the same file, byte for byte.
+_MEMBER_TIME = (1980, 1, 1, 0, 0, 0)
 
 
 class _NpzArray(NpyStream):
@@ -337,8 +339,6 @@ class _NpzWriter:
         self._file = open(path, "wb")  # noqa: SIM115  (closed in __exit__)
         self._zip = zipfile.ZipFile(self._file, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
         self._arrays: list[_NpzArray] = []
-        # A fixed member time (zip's earliest), so that the same set is the same file, byte for byte.
-        self._time = (1980, 1, 1, 0, 0, 0)
 
     def __enter__(self) -> _NpzWriter:  # noqa: PYI034  (Self needs Python 3.11)
         return self
@@ -355,7 +355,7 @@ class _NpzWriter:
                 handle.close()
 
     def array(self, name: str, shape: tuple[int, ...], dtype: Any) -> _NpzArray:
-        member = zipfile.ZipInfo(f"{name}.npy", date_time=self._time)
+        member = zipfile.ZipInfo(f"{name}.npy", date_time=_MEMBER_TIME)
         array = _NpzArray(self._zip.open(member, "w", force_zip64=True), shape, dtype)
         self._arrays.append(array)
         return array

@@ -89,3 +89,10 @@ def test_a_failure_midway_leaves_nothing(tmp_path, gan, monkeypatch):
     with pytest.raises(OSError, match="disk gone"):
         export_samples(gan, tmp_path / "set", {1: 4}, batch_size=2)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_request_writes_an_empty_npz(tmp_path, tiny_gan):
+    result = export_samples(tiny_gan, tmp_path / "set", {}, format="npz")
+    assert result["total"] == 0
+    with np.load(tmp_path / "set" / "samples.npz") as npz:
+        assert npz["X"].shape == (0, 8, 8) and npz["y"].shape == (0,)
