@@ -276,8 +276,7 @@ def parallel(module: nn.Module, device: torch.device) -> nn.Module:
     if not context().active:
         return module
     ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
-    # Gradients as views into DDP's buckets: no copy per step, and no layout warning for
-    # convolution weights whose gradients autograd lays out with other strides.
+    # Gradients as views into DDP's buckets: no copy into the buckets per step.
     return _DataParallel(module, device_ids=ids, gradient_as_bucket_view=True)
 
 
@@ -326,18 +325,16 @@ def _synchronised_batchnorm(modules: Sequence[nn.Module], enabled: bool) -> Iter
     if not enabled:
         yield
         return
-    swapped = []
-    for module in modules:
-        for parent in list(module.modules()):
-            for name, child in list(parent.named_children()):
-                if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, nn.SyncBatchNorm):
-                    if next(child.parameters(), child.running_mean).device.type == "cpu":
-                        raise ValueError("sync_batchnorm needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only); on "
-                                         "the CPU leave it off: each process then normalises its own share of a batch.")
-                    sync = nn.SyncBatchNorm.convert_sync_batchnorm(child)
-                    setattr(parent, name, sync)
-                    swapped.append((parent, name, child))
+    swapped = [(parent, name, child) for module in modules for parent in module.modules()
+               for name, child in parent.named_children()
+               if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(child, nn.SyncBatchNorm)]
+    # Checked before any layer is swapped, so that a refusal leaves the networks as they were.
+    if any(next(child.parameters(), child.running_mean).device.type == "cpu" for *_, child in swapped):
+        raise ValueError("sync_batchnorm needs GPUs (PyTorch's SyncBatchNorm runs on CUDA only); on "
+                         "the CPU leave it off: each process then normalises its own share of a batch.")
     try:
+        for parent, name, child in swapped:
+            setattr(parent, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
         yield
     finally:
         for parent, name, child in swapped:

@@ -29,6 +29,7 @@ from .distributed import (
     local_gradients,
     mean_over_ranks,
     parallel,
+    shard,
     sync_state,
     training_scope,
 )
@@ -265,8 +266,8 @@ def _epoch_batches(
     # every rank would draw the same masks and shifts for its share as rank 0 does.
     torch.manual_seed(_epoch_seed(seed + 1, epoch) + (job.rank if job else 0))
     perm = torch.randperm(len(images), generator=rng, device=draw_on).to(device)
-    share = batch_size // job.world_size if job and job.active else batch_size
-    part = slice(job.rank * share, (job.rank + 1) * share) if job and job.active else slice(None)
+    share = shard(batch_size, job or Context())  # the whole batch in one process
+    part = slice(share.start, share.stop)
     for i in range(len(images) // batch_size):
         idx = perm[i * batch_size : (i + 1) * batch_size][part]
         z = torch.randn(batch_size, model.latent_dim, generator=rng, device=draw_on)[part].to(device)
