@@ -56,13 +56,6 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, TensorDataset
 HERE = Path(__file__).resolve().parent
 CONFIG = HERE / "downstream.json"
 RESULTS = HERE / "results"
-GAN_METHODS = ("gan", "gan+classical", "gan-filter", "gan-classic", "gan-hybrid", "gan-hybrid+classical",
-               "gan-hybrid-half+classical", "gan-balanced-labels+classical", "gan-balanced-labels-hybrid+classical",
-               "gan-auto", "gan-auto+classical", "gan-auto-cap1+classical", "gan-auto-share0.25+classical",
-               "gan-auto-w0.3+classical", "gan-auto-anchored-cap1+classical", "gan-auto-two-stage+classical",
-               "gan-auto-mixup-cap1+classical", "gan-auto-snap3", "gan-auto-snap3+classical", "gan-auto-pretrain",
-               "gan-auto-pretrain+classical", "gan-auto-fill+classical", "gan-auto-cap1-splitbn+classical",
-               "gan-auto-fill-splitbn+classical")
 # GAN rows whose GANOverSampler(max_synthetic_per_real="auto") trains its own GAN without a
 # validation split of the run's training subset and chooses the cap there (config gan_auto);
 # the auto_variants rows use that GAN with a fixed setting of their own instead of the choice.
@@ -71,6 +64,9 @@ AUTO_METHODS = ("gan-auto", "gan-auto+classical", "gan-auto-cap1+classical", "ga
                 "gan-auto-mixup-cap1+classical", "gan-auto-snap3", "gan-auto-snap3+classical", "gan-auto-pretrain",
                 "gan-auto-pretrain+classical", "gan-auto-fill+classical", "gan-auto-cap1-splitbn+classical",
                 "gan-auto-fill-splitbn+classical")
+GAN_METHODS = ("gan", "gan+classical", "gan-filter", "gan-classic", "gan-hybrid", "gan-hybrid+classical",
+               "gan-hybrid-half+classical", "gan-balanced-labels+classical", "gan-balanced-labels-hybrid+classical",
+               *AUTO_METHODS)
 # Which GAN of a run each GAN row uses: its config section in downstream.json.
 GAN_CONFIGS = {"classic": "gan_classic", "balanced-labels": "gan_balanced_labels", "gan": "gan"}
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "minority_recall")
