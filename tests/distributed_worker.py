@@ -1,10 +1,14 @@
-"""One rank of the Python-API checks in test_distributed.py; run by torchrun, prints one JSON line.
+"""One rank of the Python-API checks in test_distributed.py; run by torchrun, writes one JSON file per rank.
+
+Each rank writes its own file: two processes printing to one pipe can run their lines
+together (a CI run read rank 1's line with rank 0's appended).
 
 Not a test module (pytest collects test_*.py only): torchrun starts it in each process.
 """
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,7 +26,7 @@ def images_hash(dataset) -> str:
     return data_fingerprint(torch.as_tensor(np.stack([np.asarray(dataset[i][0]) for i in range(len(dataset))])))
 
 
-def main(cache_dir: str) -> None:
+def main(cache_dir: str, out_dir: str) -> None:
     X, y = load_digits()
     job = context()
     # random_state=None: rank 0's seed is shared, so every rank trains the same model.
@@ -50,15 +54,16 @@ def main(cache_dir: str) -> None:
         split_error = None
     except ValueError as exc:
         split_error = str(exc)
-    print(json.dumps({
+    report = json.dumps({
         "rank": job.rank, "world_size": job.world_size,
         "weights": state_hash(gan.generator_, gan.generator_ema_, gan.discriminator_),
         "seed": gan.seed_, "steps": gan.n_steps_, "d_loss": gan.history_["d_loss"],
         "memory": images_hash(memory), "disk": images_hash(disk), "augmented": images_hash(augmented),
         "draws": draws, "copies": int(len(augmented._copies)),
         "sync_batchnorm_error": sync_error, "batch_split_error": split_error,
-    }), flush=True)
+    })
+    Path(out_dir, f"rank{job.rank}.json").write_text(report)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

@@ -178,8 +178,8 @@ def test_one_and_three_process_generation_write_identical_files(tmp_path, small_
 
 @pytest.mark.distributed
 def test_the_python_api_under_torchrun_keeps_every_rank_the_same(tmp_path):
-    done = torchrun(str(WORKER), str(tmp_path / "cache"))
-    ranks = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    torchrun(str(WORKER), str(tmp_path / "cache"), str(tmp_path))
+    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
     assert sorted(r["rank"] for r in ranks) == [0, 1]
     first, second = ranks
     for key in ("weights", "seed", "steps", "d_loss", "memory", "disk", "augmented", "copies"):
