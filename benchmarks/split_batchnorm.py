@@ -24,7 +24,6 @@ of the split against the shared layers). Needs ../shared/data/mnist.
 
 import argparse
 import json
-import math
 import os
 import time
 from pathlib import Path
@@ -33,8 +32,7 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import numpy as np
 import torch
-from downstream import machine  # benchmarks/ is on sys.path when this script runs
-from scipy import stats
+from downstream import machine, small_cnn, t_interval  # benchmarks/ is on sys.path when this script runs
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import train_test_split
 from torch import nn
@@ -53,13 +51,6 @@ AFFINE = v2.RandomAffine(degrees=10, translate=(0.1, 0.1), scale=(0.9, 1.1))
 
 def to_tensor(image) -> torch.Tensor:
     return AFFINE(torch.as_tensor(np.asarray(image), dtype=torch.float32)[None] / 255.0)
-
-
-def cnn() -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(32 * 49, 64), nn.BatchNorm1d(64), nn.ReLU(), nn.Linear(64, 10))
 
 
 class RealOnly(Dataset):
@@ -83,7 +74,7 @@ def balanced_weights(labels: np.ndarray) -> torch.Tensor:
 
 def fit_score(dataset: Dataset, labels: np.ndarray, split: bool, seed: int, steps: int, test) -> float:
     torch.manual_seed(seed)
-    model = cnn()
+    model = small_cnn(1, 28, 28, 10, batchnorm=True)  # the downstream benchmark's cnn_bn classifier
     if split:
         split_batchnorm(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -107,12 +98,6 @@ def fit_score(dataset: Dataset, labels: np.ndarray, split: bool, seed: int, step
     return float(balanced_accuracy_score(y_test, predicted))
 
 
-def interval(values) -> tuple[float, float]:
-    v = np.asarray(values, dtype=float)
-    half = stats.t.ppf(0.975, len(v) - 1) * v.std(ddof=1) / math.sqrt(len(v)) if len(v) > 1 else float("nan")
-    return float(v.mean()), float(half)
-
-
 def describe(info: dict | str) -> str:
     """downstream.machine()'s record in words (results written before it was used hold a string)."""
     if isinstance(info, str):
@@ -127,13 +112,13 @@ def report(result: dict) -> str:
              f"BatchNorm, {result['steps']} steps; balanced accuracy on the other half of the MNIST test set "
              f"(5,000 images), {len(rows['ros'])} draws. Machine: {describe(result['machine'])}.", "",
              "| row | balanced accuracy | vs ROS (paired) | split vs shared (paired) |", "| --- | --- | --- | --- |"]
-    base = np.asarray(rows["ros"])
+    def paired(values: list[float], base: str) -> str:  # points, mean ± half-width of the differences
+        return "{:+.1f} ± {:.1f}".format(*(100 * x for x in t_interval(np.asarray(values) - np.asarray(rows[base]))))
+
     for name, values in rows.items():
-        mean, half = interval(values)
-        vs = "" if name == "ros" else "{:+.1f} ± {:.1f}".format(*(100 * x for x in interval(np.asarray(values) - base)))
-        shared = name.replace("-split", "-shared")
-        own = "{:+.1f} ± {:.1f}".format(*(100 * x for x in interval(np.asarray(values) - np.asarray(rows[shared])))) \
-            if name.endswith("-split") else ""
+        mean, half = t_interval(values)
+        vs = "" if name == "ros" else paired(values, "ros")
+        own = paired(values, name.replace("-split", "-shared")) if name.endswith("-split") else ""
         lines.append(f"| {name} | {100 * mean:.1f} ± {100 * half:.1f} | {vs} | {own} |")
     return "\n".join(lines) + "\n"
 
