@@ -37,11 +37,11 @@ from .data import ArraySpec, dataset_targets, item_spec
 from .distributed import Context, broadcast, context
 from .gan import ConditionalDCGAN
 from .sampling import (
-    base_seed,
     check_share,
     class_index,
     real_duplicates,
     resolve_counts,
+    shared_random_state,
     split_synthetic,
     synthetic_counts,
 )
@@ -354,9 +354,8 @@ class AugmentedDataset(_Epochs, Dataset):
         self.synthetic_counts, self.copy_counts = split_synthetic(
             synthetic_counts(self.class_counts, sampling_strategy, ratio=ratio), self.class_counts,
             max_synthetic_per_real)
-        if not isinstance(random_state, (int, np.integer)) and context().active:
-            # One seed for the copies and the synthetic images, rank 0's, on every rank.
-            random_state = broadcast(base_seed(random_state, limit=2**62 - 1), "sharing the dataset's seed")
+        # One seed for the copies and the synthetic images, rank 0's, on every rank.
+        random_state = shared_random_state(random_state, "sharing the dataset's seed")
         self._copies = real_duplicates(real_targets, self.copy_counts, random_state)
         self._store = SyntheticStore(
             gan, {to_gan[v]: k for v, k in self.synthetic_counts.items() if k > 0}, random_state=random_state,

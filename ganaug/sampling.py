@@ -21,6 +21,7 @@ from torch import nn
 
 from ._io import memory_budget
 from .classifier import DomainClassifier, classifier_outputs
+from .distributed import broadcast, context
 from .fastpath import FastPath
 
 MAX_SEED = 2**63 - 1
@@ -38,6 +39,7 @@ __all__ = [
     "real_duplicates",
     "latents_from_seeds",
     "resolve_counts",
+    "shared_random_state",
     "split_synthetic",
     "synthetic_counts",
 ]
@@ -252,6 +254,15 @@ def base_seed(
     from sklearn.utils import check_random_state
 
     return int(check_random_state(random_state).randint(0, 2**31 - 1))
+
+
+def shared_random_state(random_state: Any, what: str, *, limit: int = 2**62 - 1) -> Any:
+    """``random_state`` as every rank of a distributed job must use it: as given in one
+    process or when it is an int; otherwise a seed drawn from it (:func:`base_seed`, at most
+    ``limit``) on rank 0 and shared with the other ranks, so that they build the same set."""
+    if isinstance(random_state, (int, np.integer)) or not context().active:
+        return random_state
+    return broadcast(base_seed(random_state, limit=limit), what)
 
 
 def seeds_for(base_seed: int, n: int) -> np.ndarray:

@@ -53,9 +53,9 @@ import torch
 
 from ._io import NpyStream, disk_errors
 from .anchors import LatentAnchors
-from .distributed import broadcast, context, node_leader_first
+from .distributed import context, node_leader_first
 from .gan import ConditionalDCGAN
-from .sampling import MAX_SEED, base_seed, iter_generate, labels_from_counts
+from .sampling import MAX_SEED, base_seed, iter_generate, labels_from_counts, shared_random_state
 
 __all__ = ["STORAGES", "SyntheticStore"]
 
@@ -83,9 +83,7 @@ class SyntheticStore:
         device: str | torch.device | None,
         anchors: LatentAnchors | None = None,
     ) -> None:
-        self.seed = base_seed(random_state, limit=2**62 - 1)
-        if not isinstance(random_state, (int, np.integer)):
-            self.seed = broadcast(self.seed, "sharing the synthetic set's seed")  # rank 0's, on every rank
+        self.seed = base_seed(shared_random_state(random_state, "sharing the synthetic set's seed"), limit=2**62 - 1)
         if storage not in STORAGES:
             raise ValueError(f"storage must be one of {STORAGES}, got {storage!r}.")
         if storage == "disk" and cache_dir is None:
