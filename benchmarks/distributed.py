@@ -47,9 +47,8 @@ def _run(command: list[str], threads: int, nproc: int) -> subprocess.CompletedPr
     return done
 
 
-def train(work: Path, name: str, data: str, args: argparse.Namespace, threads: int, nproc: int) -> dict:
-    """One training configuration; ``nproc`` 0 is the plain command, without torchrun."""
-    out = work / name
+def train(out: Path, data: str, args: argparse.Namespace, threads: int, nproc: int) -> dict:
+    """One training configuration into ``out``; ``nproc`` 0 is the plain command, without torchrun."""
     started = time.perf_counter()
     _run(["train", data, "--out", str(out), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
           "--device", args.device, "--monitor-every", "0", "--grid-every", "0", "--no-train-classifier", "--seed", "0",
@@ -59,7 +58,7 @@ def train(work: Path, name: str, data: str, args: argparse.Namespace, threads: i
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     last = log[-1]
     steps = last["step"] - (log[-2]["step"] if len(log) > 1 else 0)
-    return {"config": name, "processes": max(nproc, 1), "threads_per_process": threads, "torchrun": nproc > 0,
+    return {"processes": max(nproc, 1), "threads_per_process": threads, "torchrun": nproc > 0,
             "train_images_per_s": last["images_per_s"], "last_epoch_steps": steps,
             "last_epoch_seconds": last["seconds"], "total_steps": last["step"], "wall_seconds": round(wall, 1),
             "run_dir": str(out)}
@@ -106,8 +105,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for (name, threads, nproc), round_ in ((c, r) for r in range(args.repeats) for c in configs):
-            row = train(work, f"{name}-round{round_}", data, args, threads, nproc)
-            row["config"], row["round"] = name, round_
+            row = {"config": name, **train(work / f"{name}-round{round_}", data, args, threads, nproc), "round": round_}
             row.update(generate(work, row["run_dir"], f"{name}-round{round_}", args, threads, nproc))
             rows.append(row)
             print(json.dumps({k: v for k, v in row.items() if k != "run_dir"}), flush=True)
